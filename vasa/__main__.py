@@ -1,0 +1,5 @@
+import sys
+
+from vasa.cli import main
+
+sys.exit(main())

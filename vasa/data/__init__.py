@@ -1,0 +1,1 @@
+"""Reading the corpus (generated or ingested) for training and evaluation."""

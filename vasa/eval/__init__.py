@@ -1,0 +1,1 @@
+"""Measurement: real pretrained detectors (MediaPipe, dlib) and the paper's metrics."""

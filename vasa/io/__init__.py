@@ -1,0 +1,1 @@
+"""File formats: atomic writes, mp4 video with audio, corpus shards."""
