@@ -1,0 +1,271 @@
+"""The face latent model (stage 1): shapes per size, warps, the latent interface, losses, FramePairs."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from vasa.latent import LATENT_SIZES, FaceLatentModel, LatentSpace, latent_config
+from vasa.latent import losses as L
+from vasa.latent import pose as P
+from vasa.latent.warp import driving_grid, grid_sample_3d, identity_grid
+
+torch.set_num_threads(1)
+
+
+def _img(b, size, seed=0):
+    return torch.rand(b, 3, size, size, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def _dezero(model, seed=0):
+    """Give the zero-initialised layers small random weights (zero-init blocks gradients at step 0)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if not p.any():
+                p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    return _dezero(FaceLatentModel("tiny")).eval()
+
+
+@pytest.mark.parametrize("size", ["tiny", "S"])
+def test_shapes(size):
+    torch.manual_seed(0)
+    m = FaceLatentModel(size).eval()
+    cfg, b = m.cfg, (2 if size == "tiny" else 1)
+    x = _img(b, cfg.image_size)
+    with torch.no_grad():
+        V, z_id = m.encode_appearance(x)
+        z_pose, z_dyn = m.encode_motion(x)
+        out = m(x, x, other=x, consistency=True)
+    assert V.shape == (b, *cfg.vol_shape) and z_id.shape == (b, cfg.id_dim)
+    assert z_pose.shape == (b, len(m.pose_layout)) and z_dyn.shape == (b, cfg.dyn_dim)
+    for k in ("recon", "consist_a", "consist_b", "cross"):
+        assert out[k].shape == x.shape and out[k].abs().max() <= 1
+    assert isinstance(m, LatentSpace)
+
+
+def test_paper_size_param_count_on_meta():
+    with torch.device("meta"):
+        m = FaceLatentModel("paper")
+    n = m.num_params()
+    assert 150e6 < n < 260e6, n  # ~200M as in the paper
+    assert set(LATENT_SIZES) == {"tiny", "S", "B", "paper"}
+
+
+def test_decode_encode_is_differentiable_to_every_encoder(tiny):
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    tiny.zero_grad()
+    out = tiny(x, y)
+    ((out["recon"] - y) ** 2).mean().backward()
+    for part in ("E_app", "E_id", "E_mot", "G"):
+        grads = [p.grad for p in getattr(tiny, part).parameters()]
+        assert all(g is not None for g in grads), part
+        assert sum(float(g.abs().sum()) for g in grads) > 0, part
+        assert all(torch.isfinite(g).all() for g in grads)
+    assert any(float(p.grad.abs().sum()) > 0 for p in tiny.E_mot.dyn_head.parameters())
+
+
+@pytest.mark.parametrize("backend", ["5d", "2d"])
+def test_identity_warp_is_identity(backend):
+    v = torch.randn(2, 3, 4, 5, 6)
+    g = identity_grid(4, 5, 6).expand(2, -1, -1, -1, -1)
+    torch.testing.assert_close(grid_sample_3d(v, g, backend), v, atol=1e-5, rtol=0)
+
+
+def test_2d_fallback_matches_5d_values_and_gradients():
+    gen = torch.Generator().manual_seed(0)
+    v = torch.randn(2, 3, 5, 6, 7, generator=gen, requires_grad=True)
+    g = (torch.rand(2, 4, 5, 3, 3, generator=gen) * 2.6 - 1.3).requires_grad_(True)  # some outside
+    a = grid_sample_3d(v, g, "5d")
+    b = grid_sample_3d(v, g, "2d")
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    w = torch.randn_like(a)
+    ga = torch.autograd.grad((a * w).sum(), (v, g))
+    gb = torch.autograd.grad((b * w).sum(), (v, g))
+    torch.testing.assert_close(gb[0], ga[0], atol=1e-4, rtol=1e-3)
+    torch.testing.assert_close(gb[1], ga[1], atol=1e-3, rtol=1e-3)
+
+
+def test_model_2d_backend_matches_5d(tiny):
+    m2 = FaceLatentModel(latent_config("tiny", warp_backend="2d")).eval()
+    m2.load_state_dict(tiny.state_dict())
+    x, y = _img(2, 64, 3), _img(2, 64, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(m2(x, y)["recon"], tiny(x, y)["recon"], atol=1e-4, rtol=1e-4)
+
+
+def test_rigid_warp_rotates_and_pose_utilities_roundtrip():
+    ang = torch.tensor([[0.3, -0.2, 0.1], [-0.5, 0.4, -0.7]])
+    R = P.euler_to_matrix(*ang.t())
+    torch.testing.assert_close(P.matrix_to_euler(R), ang)
+    torch.testing.assert_close(P.sixd_to_matrix(P.matrix_to_sixd(R)), R)
+    z = torch.tensor([[0.3, -0.2, 0.1, 0.05, -0.1, 0.2]])
+    for rep in ("euler", "6d"):
+        zp = z if rep == "euler" else torch.cat([P.matrix_to_sixd(P.euler_to_matrix(*z[:, :3].t())), z[:, 3:]], 1)
+        torch.testing.assert_close(P.rts_to_pose(*P.pose_to_rts(zp, rep), rep), zp)
+    # yaw > 0 turns the nose (+z, towards the camera) to the image's right (+x)
+    assert P.euler_to_matrix(torch.tensor([0.5]), torch.zeros(1), torch.zeros(1))[0, 0, 2] > 0
+    # the identity pose gives the identity driving grid
+    Ri, ti, si = P.pose_to_rts(P.identity_pose(1), "euler")
+    torch.testing.assert_close(driving_grid((2, 3, 4), Ri, ti, si, None), identity_grid(2, 3, 4))
+
+
+def test_reenact_parts(tiny):
+    src, drv = _img(2, 64, 5), _img(2, 64, 6)
+    with torch.no_grad():
+        own = tiny.decode(*tiny.encode_appearance(src), *tiny.encode_motion(src))
+        torch.testing.assert_close(tiny.reenact(src, drv, parts=()), own)
+        full = tiny.decode(*tiny.encode_appearance(src), *tiny.encode_motion(drv))
+        torch.testing.assert_close(tiny.reenact(src, drv, parts=("pose", "dyn")), full)
+        pose_only = tiny.reenact(src, drv, parts=("pose",))
+        assert not torch.allclose(pose_only, full) and not torch.allclose(pose_only, own)
+    with pytest.raises(ValueError):
+        tiny.reenact(src, drv, parts=("gaze",))
+
+
+def test_losses_finite_and_invariant(tiny):
+    x, y, o = _img(4, 64, 7), _img(4, 64, 8), _img(4, 64, 9)
+    rec = L.ReconstructionLoss()
+    assert float(rec(x, x)) == pytest.approx(0.0, abs=1e-6) and float(rec(x, y)) > 0
+    assert float(L.ConsistencyLoss()(x, x)) == pytest.approx(0.0, abs=1e-6)
+    D, adv, fm = L.PatchDiscriminator(channels=(8, 16), scales=2), L.AdversarialLoss(), L.FeatureMatchingLoss()
+    real, fake = D(x), D(y)
+    assert float(fm(real, real).detach()) == 0.0
+    for kind in ("hinge", "nonsat"):
+        a = L.AdversarialLoss(kind)
+        for v in (a.generator(fake), a.discriminator(real, fake)):
+            assert v.ndim == 0 and torch.isfinite(v)
+    emb = L.IdentityEmbedder(channels=(8, 16), dim=16)
+    cross = L.CrossIdentityLoss(emb)
+    assert float(cross(x, x)) == pytest.approx(0.0, abs=1e-5) and float(cross(x, y)) > 0
+    assert torch.isfinite(emb.loss(emb(torch.cat([x, y])), torch.tensor([0, 0, 1, 1, 0, 0, 1, 1])))
+    out = tiny(x, y, other=o, consistency=True)
+    terms = [rec(out["recon"], y), fm(real, fake), adv.generator(D(out["recon"])), adv.discriminator(real, fake),
+             L.ConsistencyLoss()(out["consist_a"], out["consist_b"]), cross(x, out["cross"]),
+             L.PoseEquivarianceLoss()(tiny, x, torch.Generator().manual_seed(0)),
+             L.PoseDynDecorrelationLoss()(out["z_pose_drv"], out["z_dyn_drv"]),
+             L.WarpSmoothnessLoss()(out["flow_canon"], out["flow_drive"]),
+             L.SupervisedPoseLoss(["yaw", "pitch", "roll", "scale"])(out["z_pose_drv"],
+                                                                     torch.tensor([[5.0, 0, 0, 1.0]] * 4))]
+    for t in terms:
+        assert t.ndim == 0 and torch.isfinite(t), t
+    sum(terms).backward()  # all differentiable together
+    zero_flow = torch.zeros(2, 3, 2, 4, 4)
+    assert float(L.WarpSmoothnessLoss()(zero_flow)) == 0.0
+
+
+class _DotPoseOracle:
+    """A 'motion encoder' that reads roll, translation and scale off two coloured dots (red at
+    -d, green at +d from the head centre): exactly equivariant, so its equivariance loss is ~0."""
+
+    cfg = latent_config("tiny")
+    d0 = 0.3
+
+    @staticmethod
+    def image(n=64):
+        y, x = torch.meshgrid(*(((torch.arange(n) + 0.5) * 2 / n - 1),) * 2, indexing="ij")
+        dot = lambda cx: torch.exp(-((x - cx) ** 2 + y ** 2) / (2 * 0.05 ** 2))  # noqa: E731
+        return torch.stack([dot(-_DotPoseOracle.d0), dot(_DotPoseOracle.d0), torch.zeros(n, n)])[None] * 2 - 1
+
+    def encode_motion(self, img):
+        n = img.shape[-1]
+        y, x = torch.meshgrid(*(((torch.arange(n) + 0.5) * 2 / n - 1),) * 2, indexing="ij")
+        w = (img[:, :2] + 1).clamp_min(0) ** 4  # B x 2 x n x n, sharpened
+        w = w / w.sum((2, 3), keepdim=True)
+        pts = torch.stack([(w * x).sum((2, 3)), (w * y).sum((2, 3))], -1)  # B x 2 dots x (x, y) grid
+        mid, vec = pts.mean(1), (pts[:, 1] - pts[:, 0]) / 2
+        phi = torch.atan2(vec[:, 1], vec[:, 0])  # grid frame (y down) = -roll in the camera frame
+        z = torch.zeros(len(img), 6)
+        z[:, 2], z[:, 3], z[:, 4], z[:, 5] = -phi, mid[:, 0], -mid[:, 1], torch.log(vec.norm(dim=1) / self.d0)
+        return z, None
+
+
+def test_pose_equivariance_loss_is_zero_for_an_equivariant_encoder():
+    oracle, img = _DotPoseOracle(), _DotPoseOracle.image().expand(4, -1, -1, -1)
+    z = oracle.encode_motion(img)[0]
+    assert z.abs().max() < 0.02  # the reference image has the identity pose
+    loss = L.PoseEquivarianceLoss(max_roll_deg=20, max_shift=0.1, max_log_scale=0.1)
+    good = float(loss(oracle, img, torch.Generator().manual_seed(1)))
+
+    class Constant(_DotPoseOracle):  # ignores the image: not equivariant
+        def encode_motion(self, img):
+            return torch.zeros(len(img), 6), None
+    bad = float(loss(Constant(), img, torch.Generator().manual_seed(1)))
+    assert good < 0.02 * bad, (good, bad)
+
+
+def test_safetensors_roundtrip(tiny, tmp_path):
+    from safetensors.torch import load_file, save_file
+    path = tmp_path / "m.safetensors"
+    save_file({k: v.contiguous() for k, v in tiny.state_dict().items()}, str(path))
+    m2 = FaceLatentModel(tiny.cfg).eval()
+    m2.load_state_dict(load_file(str(path)))
+    x, y = _img(2, 64, 10), _img(2, 64, 11)
+    with torch.no_grad():
+        assert torch.equal(m2(x, y)["recon"], tiny(x, y)["recon"])
+    assert type(tiny.cfg).from_dict(json.loads(json.dumps(tiny.cfg.to_dict()))) == tiny.cfg
+
+
+# ---- FramePairs on a tiny synthetic corpus (no renderer) ----
+
+@pytest.fixture(scope="module")
+def synthetic_corpus(tmp_path_factory):
+    from vasa.io.shards import ClipData, write_shard
+    root = tmp_path_factory.mktemp("frames_corpus")
+    (root / "shards").mkdir()
+    rng = np.random.default_rng(0)
+    records, names = [], ["yaw", "pitch", "roll", "scale"]
+    specs = [("c0", "speech", "train", "id0", 5), ("c1", "speech", "train", "id0", 4),
+             ("c2", "speech", "train", "id1", 6),
+             ("c3", "speech", "val", "id2", 3), ("g0", "gallery", "train", "id1", 2)]
+    for s, group in enumerate([specs[:2], specs[2:]]):
+        clips = []
+        for cid, kind, split, ident, n in group:
+            frames = rng.integers(0, 255, (n, 32, 32, 3), dtype=np.uint8)
+            base = 100 * int(cid[1:]) + (1000 if kind == "gallery" else 0)  # params[:, 0] names the frame
+            params = np.tile(base + np.arange(n, dtype=np.float32)[:, None], (1, len(names)))
+            rec = dict(id=cid, kind=kind, split=split, identity=ident)
+            clips.append(ClipData(record=rec, frames=frames, params=params))
+        records += write_shard(root / "shards" / f"s{s}.npz", clips)
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (root / "schema.json").write_text(json.dumps({"params": names}))
+    return root
+
+
+def test_frame_pairs(synthetic_corpus):
+    from vasa.data.frames import FramePairs
+    from vasa.io.shards import Shard
+    ds = FramePairs(synthetic_corpus, with_params=True)
+    assert len(ds) == 5 + 4 + 6 and ds.identities == ["id0", "id1"]
+    seen = set()
+    for k in range(len(ds)):
+        it = ds[k]
+        assert it["source"].shape == (3, 32, 32) and it["source"].dtype == torch.float32
+        assert it["source"].min() >= -1 and it["source"].max() <= 1
+        assert it["identity"] != it["other_identity"]
+        assert it["source_params"][0] != it["driver_params"][0]  # different frames of the clip
+        seen.add(int(it["source_params"][0]))
+    assert len(seen) == len(ds)  # every frame is a source once
+    # pixels are the corpus's frames (JPEG-decoded the same way as Shard.frame)
+    ref = Shard(synthetic_corpus / "shards" / "s0.npz").frame(0)
+    torch.testing.assert_close(ds[0]["source"], torch.from_numpy(ref.transpose(2, 0, 1).copy()).float() / 127.5 - 1)
+    a, b = FramePairs(synthetic_corpus, size=50, seed=3), FramePairs(synthetic_corpus, size=50, seed=3)
+    assert len(a) == 50 and all(torch.equal(a[k]["driver"], b[k]["driver"]) for k in (0, 17, 49))
+    g = FramePairs(synthetic_corpus, kind=("speech", "gallery"))
+    assert len(g) == 17
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=4)))
+    assert batch["source"].shape == (4, 3, 32, 32)
+    with pytest.raises(Exception):
+        FramePairs(synthetic_corpus, split="val")  # one identity: no cross-identity pairs
+    t0 = time.perf_counter()
+    for k in range(200):
+        a[k % 50]
+    assert (time.perf_counter() - t0) < 2.0  # >= 100 items/s even on a loaded CI machine

@@ -1,0 +1,113 @@
+"""Configuration of the face latent model (stage 1) and its named sizes.
+
+>>> from vasa.latent.config import latent_config
+>>> cfg = latent_config("S")                      # 128 x 128, CPU default
+>>> cfg = latent_config("S", warp_backend="2d")   # any field can be overridden
+
+Sizes (``LATENT_SIZES``; measure with ``python -m vasa.latent.model --sizes tiny S B``):
+
+* ``tiny``  64 x 64, tests (milliseconds).
+* ``S``     128 x 128, the CPU default: V_app 8 x 8 x 32 x 32, z_id 128, z_dyn 64, ~0.25 GFLOPs/frame.
+* ``B``     256 x 256, a GPU size: V_app 32 x 16 x 64 x 64 (LivePortrait's volume).
+* ``paper`` 512 x 512, ~200M parameters: V_app 96 x 16 x 64 x 64 (MegaPortraits' volume).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from vasa.latent.pose import pose_dim
+from vasa.latent.warp import BACKENDS
+
+
+@dataclass(frozen=True)
+class LatentModelConfig:
+    """Every knob of :class:`vasa.latent.model.FaceLatentModel` (images are in [-1, 1])."""
+
+    image_size: int = 128  # input and output resolution (square)
+    in_channels: int = 3
+    # E_app: 2D encoder, one stride-2 stage per entry -> the volume is image_size / 2**len(app_channels)
+    app_channels: tuple = (32, 64)
+    vol_channels: int = 8  # C of V_app
+    vol_depth: int = 8  # D of V_app
+    app_res3d: int = 1  # 3D residual blocks on the posed volume before canonicalisation
+    # E_id: CNN -> global average pool -> z_id
+    id_channels: tuple = (16, 32, 64, 128)
+    id_dim: int = 128
+    # E_mot: one backbone, two heads (z_pose, z_dyn)
+    mot_channels: tuple = (16, 32, 64, 128)
+    mot_hidden: int = 256
+    dyn_dim: int = 64
+    rot_repr: str = "euler"  # "euler": z_pose = [yaw, pitch, roll, tx, ty, log_scale]; "6d": 9 numbers
+    # non-rigid flows: z_dyn -> coarse displacement volume (d, h, w), trilinearly upsampled/sampled
+    flow_size: tuple = (4, 8, 8)
+    flow_hidden: int = 128
+    flow_scale: float = 0.1  # output scale of the flow heads (normalised units)
+    # generator: warp -> 3D residual blocks -> fold depth into channels -> 2D decoder
+    gen_res3d: int = 1
+    dec_channels: tuple = (48, 24)  # 2D widths from volume res up to image res / 2 (then pixel shuffle)
+    dec_res_blocks: int = 1  # 2D residual blocks at volume resolution
+    style_dim: int = 128  # width of the modulation vector (AdaIN) computed from z_id (+ z_dyn)
+    dyn_modulates: bool = True  # z_dyn also modulates the decoder (mouth interior, eyes)
+    warp_backend: str = "5d"  # "5d" (F.grid_sample on volumes) or "2d" (MPS / ONNX / TensorRT)
+
+    def __post_init__(self):
+        n = len(self.app_channels)
+        if self.image_size % (2 ** n):
+            raise ValueError(f"image_size {self.image_size} is not divisible by 2**{n}")
+        if len(self.dec_channels) != n:
+            raise ValueError(f"dec_channels needs {n} entries (volume res .. image res / 2), "
+                             f"got {len(self.dec_channels)}")
+        if self.warp_backend not in BACKENDS:
+            raise ValueError(f"warp_backend must be one of {BACKENDS}, got {self.warp_backend!r}")
+        if len(self.flow_size) != 3:
+            raise ValueError("flow_size is (d, h, w)")
+        pose_dim(self.rot_repr)  # validates
+
+    @property
+    def vol_size(self) -> int:
+        """H = W of V_app."""
+        return self.image_size // (2 ** len(self.app_channels))
+
+    @property
+    def vol_shape(self) -> tuple[int, int, int, int]:
+        """C x D x H x W of V_app."""
+        return (self.vol_channels, self.vol_depth, self.vol_size, self.vol_size)
+
+    @property
+    def pose_dim(self) -> int:
+        return pose_dim(self.rot_repr)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LatentModelConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+LATENT_SIZES: dict[str, LatentModelConfig] = {
+    "tiny": LatentModelConfig(
+        image_size=64, app_channels=(8, 16), vol_channels=4, vol_depth=4, id_channels=(8, 16),
+        id_dim=16, mot_channels=(8, 16), mot_hidden=32, dyn_dim=8, flow_size=(2, 4, 4), flow_hidden=16,
+        dec_channels=(16, 8), style_dim=16),
+    "S": LatentModelConfig(),
+    "B": LatentModelConfig(
+        image_size=256, app_channels=(64, 128), vol_channels=32, vol_depth=16, app_res3d=2,
+        id_channels=(32, 64, 128, 256, 256), id_dim=256, mot_channels=(32, 64, 128, 256, 256),
+        mot_hidden=512, dyn_dim=128, flow_size=(8, 16, 16), flow_hidden=256, gen_res3d=3,
+        dec_channels=(256, 128), dec_res_blocks=3, style_dim=256),
+    "paper": LatentModelConfig(
+        image_size=512, app_channels=(128, 256, 512), vol_channels=96, vol_depth=16, app_res3d=4,
+        id_channels=(64, 128, 256, 512, 1024, 1024), id_dim=512, mot_channels=(64, 128, 256, 512, 1024, 1024),
+        mot_hidden=1024, dyn_dim=256, flow_size=(8, 16, 16), flow_hidden=1024, gen_res3d=6,
+        dec_channels=(512, 512, 256), dec_res_blocks=12, style_dim=512),
+}
+
+
+def latent_config(size: str = "S", **overrides) -> LatentModelConfig:
+    """The named size ``size`` with fields replaced by ``overrides``."""
+    if size not in LATENT_SIZES:
+        raise ValueError(f"unknown latent model size {size!r}; choose one of {tuple(LATENT_SIZES)}")
+    return dataclasses.replace(LATENT_SIZES[size], **overrides)

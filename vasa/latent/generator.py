@@ -1,0 +1,86 @@
+"""The decoder of the face latent space: (V_app, z_id, z_pose, z_dyn) -> image.
+
+Pipeline (shapes for size S, 128 x 128)::
+
+    z_pose --(R, t, s)--\
+    z_dyn  --DynFlow----> driving grid  B x 8 x 32 x 32 x 3      (warping generator W_{c->d})
+    V_app  B x 8 x 8 x 32 x 32 --grid_sample_3d--> posed volume B x 8 x 8 x 32 x 32
+           --3D ResBlocks (AdaIN)--> fold depth into channels B x 64 x 32 x 32
+           --1x1 conv--> B x 48 x 32 x 32 --2D ResBlocks (AdaIN)--
+           --nearest x2, 3x3 conv, AdaIN, act--> B x 24 x 64 x 64
+           --3x3 conv to 12 channels, pixel shuffle x2, tanh--> image B x 3 x 128 x 128
+
+The style vector (AdaIN) is an MLP of ``z_id`` (and ``z_dyn`` when ``cfg.dyn_modulates``), as
+MegaPortraits conditions its decoder on the identity. The output image is in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vasa.latent import pose as P
+from vasa.latent.config import LatentModelConfig
+from vasa.latent.encoders import AdaIN, ResBlock
+from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d
+
+
+class UpBlock(nn.Module):
+    """Nearest x2 upsampling -> 3x3 conv -> AdaIN -> LeakyReLU."""
+
+    def __init__(self, cin: int, cout: int, style_dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 3, 1, 1)
+        self.norm = AdaIN(cout, style_dim, 2)
+        self.act = nn.LeakyReLU(0.2, inplace=True)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        return self.act(self.norm(self.conv(x), style))
+
+
+class FaceDecoder(nn.Module):
+    """Warping generator + 3D convs + projection to 2D + 2D upsampling decoder (V_app -> image)."""
+
+    def __init__(self, cfg: LatentModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        C, D = cfg.vol_channels, cfg.vol_depth
+        sdim = cfg.style_dim
+        cond = cfg.id_dim + (cfg.dyn_dim if cfg.dyn_modulates else 0)
+        # (z_id, z_dyn) -> style vector of every AdaIN
+        self.style = nn.Sequential(nn.Linear(cond, sdim), nn.LeakyReLU(0.2), nn.Linear(sdim, sdim))
+        self.flow = DynFlow(cfg.dyn_dim, cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{c->d}
+        self.net3d = nn.ModuleList(ResBlock(C, 3, sdim) for _ in range(cfg.gen_res3d))
+        ch = cfg.dec_channels
+        self.proj = nn.Conv2d(C * D, ch[0], 1)  # depth folded into channels -> 2D
+        self.res2d = nn.ModuleList(ResBlock(ch[0], 2, sdim) for _ in range(cfg.dec_res_blocks))
+        self.ups = nn.ModuleList(UpBlock(ch[i], ch[i + 1], sdim) for i in range(len(ch) - 1))
+        # last x2 by sub-pixel conv: no convolution runs at full resolution (the costliest place)
+        self.out = nn.Sequential(nn.Conv2d(ch[-1], 4 * cfg.in_channels, 3, 1, 1), nn.PixelShuffle(2))
+
+    def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor) -> torch.Tensor:
+        cond = torch.cat([z_id, z_dyn], 1) if self.cfg.dyn_modulates else z_id
+        return self.style(cond)  # B x style_dim
+
+    def warp(self, V_app: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
+        """Canonical V_app -> driving-frame volume (B x C x D x H x W), and the coarse flow."""
+        R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
+        flow = self.flow(z_dyn)  # B x 3 x d x h x w
+        grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
+        return grid_sample_3d(V_app, grid, self.cfg.warp_backend), flow
+
+    def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False):
+        """-> image B x 3 x S x S in [-1, 1] (and the coarse driving flow if ``return_flow``)."""
+        style = self.style_vector(z_id, z_dyn)
+        v, flow = self.warp(V_app, z_pose, z_dyn)  # B x C x D x H x W
+        for blk in self.net3d:
+            v = blk(v, style)
+        x = self.proj(v.flatten(1, 2))  # B x (C D) x H x W -> B x ch0 x H x W
+        for blk in self.res2d:
+            x = blk(x, style)
+        for up in self.ups:
+            x = up(x, style)
+        img = torch.tanh(self.out(x))  # B x 3 x S x S
+        return (img, flow) if return_flow else img
