@@ -84,6 +84,7 @@ def make_clip(spec: ClipSpec, seed: int, resolution: int, supersample: int, fps:
         conditions=cond.to_dict(),
         phonemes=[[round(a, 4), round(b, 4), ph] for a, b, ph in utt.phonemes],
         words=[[round(a, 4), round(b, 4), w] for a, b, w in utt.words],
+        frame_phonemes=list(anim.phoneme),  # phoneme at each frame centre ("sil" = silence)
         video=f"clips/{spec.split}/{record['id']}.mp4",
     )
     return ClipData(record=record, frames=frames, params=anim.params, viseme=anim.viseme, audio=utt.audio)
@@ -92,6 +93,9 @@ def make_clip(spec: ClipSpec, seed: int, resolution: int, supersample: int, fps:
 def _work(args: tuple) -> tuple[str, int, float]:
     """Worker: generate one shard (its mp4s first, then the shard file). Returns (name, frames, s)."""
     name, specs, out, seed, resolution, supersample, fps, gallery_frames = args
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core: no thread oversubscription
     t0 = time.perf_counter()
     out = Path(out)
     clips = []
@@ -184,12 +188,12 @@ def synth_corpus(
     for name, _ in shards:
         records.extend(json.loads((out / "shards" / f"{name}.json").read_text()))
     write_text(out / "manifest.jsonl", "".join(json.dumps(r) + "\n" for r in records))
-    from vasa.synth.render import HeadRenderer
+    from vasa.synth.render import camera
 
     write_json(out / "schema.json", dict(
         format_version=FORMAT_VERSION, fps=fps, sample_rate=SAMPLE_RATE, resolution=resolution,
         params=list(PARAM_NAMES), param_ranges={k: list(v) for k, v in FRAME_PARAMS.items()},
-        camera=HeadRenderer.camera_info(resolution), nominal_distance=NOMINAL_DISTANCE,
+        camera=camera(resolution), nominal_distance=NOMINAL_DISTANCE,
         splits=["train", "val", "test", "test_lang", "test_art"], kinds=["speech", "gallery"],
     ))
     stats = corpus_stats(out, records)

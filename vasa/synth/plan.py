@@ -47,6 +47,8 @@ def split_identities(n: int, fractions: list[float], seed: int) -> dict[str, np.
 
 def _pick(rng: np.random.Generator, pool: np.ndarray, k: int) -> np.ndarray:
     """k identities from pool: distinct while the pool lasts, then cycling through it again."""
+    if k <= 0:
+        return np.zeros(0, int)
     reps = int(np.ceil(k / max(len(pool), 1)))
     return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:k]
 

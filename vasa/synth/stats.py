@@ -19,18 +19,19 @@ def blink_events(blink: np.ndarray, threshold: float = 0.5) -> int:
     return int(np.count_nonzero(closed[1:] & ~closed[:-1]) + (1 if len(closed) and closed[0] else 0))
 
 
-def _load_params(out: Path, records: list[dict]) -> dict[str, np.ndarray]:
-    """Per-clip ground-truth params, read from the shards' arrays without decoding frames."""
+def _load_params(out: Path, records: list[dict]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Per-clip ground-truth params and visemes, read from the shards' arrays without decoding frames."""
     by_shard: dict[str, list[dict]] = {}
     for r in records:
         by_shard.setdefault(r["shard"], []).append(r)
-    params = {}
+    params, visemes = {}, {}
     for name, recs in by_shard.items():
         with np.load(out / "shards" / f"{name}.npz") as z:
-            off, p = z["clip_offsets"], z["params"]
+            off, p, v = z["clip_offsets"], z["params"], z["viseme"]
         for r in recs:
             params[r["id"]] = p[off[r["index"]]:off[r["index"] + 1]]
-    return params
+            visemes[r["id"]] = v[off[r["index"]]:off[r["index"] + 1]]
+    return params, visemes
 
 
 def _pct(x: np.ndarray) -> dict[str, float]:
@@ -46,7 +47,7 @@ def corpus_stats(out: str | Path, records: list[dict]) -> dict:
     out = Path(out)
     speech = [r for r in records if r["kind"] == "speech"]
     gallery = [r for r in records if r["kind"] == "gallery"]
-    params = _load_params(out, speech)
+    params, visemes = _load_params(out, speech)
     fps = speech[0]["fps"] if speech else 25
     splits = {}
     for split in sorted({r["split"] for r in records}):
@@ -63,6 +64,10 @@ def corpus_stats(out: str | Path, records: list[dict]) -> dict:
     total_min = sum(r["n_frames"] for r in speech) / fps / 60
     blinks = sum(blink_events(p[:, PARAM_INDEX["blink_l"]]) for p in params.values())
     dur = [r["duration"] for r in speech]
+    # mouth closed in silence (viseme 0 = "sil"); surprise keeps the jaw slightly open by design
+    sil_jaw = [params[r["id"]][visemes[r["id"]] == 0, PARAM_INDEX["jaw"]] for r in speech
+               if r["conditions"]["emotion"] != "surprised"]
+    sil_jaw = np.concatenate(sil_jaw) if sil_jaw else np.zeros(0)
     return dict(
         clips=len(speech),
         gallery_stills=int(sum(r["n_frames"] for r in gallery)),
@@ -83,4 +88,5 @@ def corpus_stats(out: str | Path, records: list[dict]) -> dict:
         distance=_pct(np.asarray([r["conditions"]["distance"] for r in speech], float)),
         jaw=_pct(col("jaw")),
         blinks_per_minute=round(blinks / total_min, 2) if total_min else 0.0,
+        silence_mouth_closed=round(float((sil_jaw < 0.1).mean()), 4) if sil_jaw.size else None,
     )
