@@ -37,6 +37,7 @@ def test_overrides_parse_yaml_scalars():
     ({"prepare": {"clips": "many"}}, "'prepare.clips' must be of type int"),
     ({"prepare": {"languages": ["en", "xx"]}}, "unknown language 'xx' (allowed: en, es, de, fr, cmn)"),
     ({"prepare": {"languages": ["es"]}}, "must include 'en'"),
+    ({"prepare": {"voices": ["m1", "zz"]}}, "unknown voice 'zz'"),
     ({"prepare": {"split_fractions": [0.5, 0.5]}}, "three positive numbers summing to 1"),
     ({"prepare": {"fps": 30}}, "'prepare.fps' = 30 is not allowed (allowed: 25)"),
     ({"preprare": {}}, "unknown section 'preprare'"),

@@ -91,6 +91,7 @@ def test_changed_settings_start_over(tiny_corpus, tmp_path):
     (["--languages", "en", "xx"], "unknown language 'xx'"),
     (["--resolution", "1000"], "out of range [64, 512]"),
     (["--resolution", "32"], "out of range [64, 512]"),
+    (["--voices", "m1", "robot"], "unknown voice 'robot'"),
 ])
 def test_cli_errors_are_one_line(tmp_path, capsys, argv, message):
     code = main(["synth", "--out", str(tmp_path / "x"), "--clips", "1", *argv])

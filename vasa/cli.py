@@ -25,7 +25,7 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     base = PrepareConfig()
     over = {k: v for k, v in dict(
         out=a.out, clips=a.clips, seed=a.seed, resolution=a.resolution, languages=a.languages,
-        identities=a.identities, ood_lang_clips=a.ood_lang_clips, art_clips=a.art_clips,
+        identities=a.identities, voices=a.voices, ood_lang_clips=a.ood_lang_clips, art_clips=a.art_clips,
         workers=a.workers, gallery_per_identity=a.gallery_per_identity,
     ).items() if v is not None}
     cfg = build_section(PrepareConfig, {**{k: getattr(base, k) for k in over}, **over}, "synth")
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="random seed (default 0); the same seed gives the same corpus")
     s.add_argument("--resolution", type=_positive_int, help="frame size, 64..512 (default 128)")
     s.add_argument("--languages", nargs="+", help="languages: en plus held-out es de fr cmn (default all)")
+    s.add_argument("--voices", nargs="+", help="voice variants: m1..m4 f1..f4 (default all)")
     s.add_argument("--identities", type=_positive_int, help="identity pool size (default 2000)")
     s.add_argument("--ood-lang-clips", type=_positive_int, help="held-out-language clips (default 100)")
     s.add_argument("--art-clips", type=_positive_int, help="artistic-style clips (default 50)")

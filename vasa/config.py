@@ -20,6 +20,7 @@ import yaml
 from vasa.errors import VasaError
 
 LANGUAGE_CODES = ("en", "es", "de", "fr", "cmn")
+VOICE_NAMES = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4")  # vasa.synth.speech.VOICES
 
 
 def _choice(*values: Any) -> dict:
@@ -43,6 +44,7 @@ class PrepareConfig:
     gallery_per_identity: int = field(default=4, metadata=_range(0, 64))  # stills per identity
     split_fractions: list = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train, val, test ids
     languages: list = field(default_factory=lambda: list(LANGUAGE_CODES))
+    voices: list = field(default_factory=lambda: list(VOICE_NAMES))  # espeak voice variants
     seed: int = 0
     resolution: int = field(default=128, metadata=_range(64, 512))
     supersample: int = field(default=2, metadata=_range(1, 4))
@@ -52,11 +54,92 @@ class PrepareConfig:
     quality_clips: int = field(default=40, metadata=_range(0, 100_000))  # checked with MediaPipe
 
 
+LATENT_SIZE_NAMES = ("tiny", "S", "B", "paper")
+
+
+@dataclass
+class LatentConfig:
+    """``train_latent``: the identity embedder, then the face latent space (stage 1), then its evaluation.
+
+    Every field is a keyword of :func:`vasa.latent.train.train_latent` (``latent_kwargs``) or of
+    :func:`vasa.latent.evaluate.evaluate_latent` (``eval_*`` fields, ``latent_eval_kwargs``).
+    """
+
+    corpus: str = "data/corpus"
+    out: str = "models/latent"  # exported model: model.safetensors + config.json
+    work_dir: str = "runs/latent"  # checkpoints + dvclive of the latent run (resumable)
+    size: str = field(default="S", metadata=_choice(*LATENT_SIZE_NAMES))
+    warp_backend: str = field(default="5d", metadata=_choice("5d", "2d"))
+    kinds: list = field(default_factory=lambda: ["speech"])  # clip kinds to draw frame pairs from
+    steps: int = field(default=3000, metadata=_range(1, 10_000_000))
+    batch_size: int = field(default=8, metadata=_range(1, 4096))
+    lr: float = field(default=2e-4, metadata=_range(1e-7, 1.0))
+    lr_disc: float = field(default=2e-4, metadata=_range(1e-7, 1.0))
+    warmup_steps: int = field(default=100, metadata=_range(0, 10_000_000))
+    lr_schedule: str = field(default="cosine", metadata=_choice("constant", "cosine"))
+    grad_clip: float = field(default=1.0, metadata=_range(0.0, None))
+    ema_decay: float = field(default=0.995, metadata=_range(0.0, 0.99999))
+    # loss weights (0 switches a term off) and how often the costlier terms run
+    w_rec: float = field(default=1.0, metadata=_range(0.0, None))
+    rec_ssim: float = field(default=0.5, metadata=_range(0.0, None))  # SSIM share of the reconstruction
+    w_consist: float = field(default=1.0, metadata=_range(0.0, None))  # VASA-1 l_consist
+    consist_every: int = field(default=4, metadata=_range(1, 1_000_000))
+    w_cross_id: float = field(default=0.2, metadata=_range(0.0, None))  # VASA-1 l_cross_id
+    cross_every: int = field(default=4, metadata=_range(1, 1_000_000))
+    w_adv: float = field(default=0.05, metadata=_range(0.0, None))
+    w_fm: float = field(default=1.0, metadata=_range(0.0, None))
+    adv_start: int = field(default=2000, metadata=_range(0, 10_000_000))  # GAN terms from this step on
+    w_equiv: float = field(default=0.2, metadata=_range(0.0, None))  # pose equivariance
+    w_flip: float = field(default=0.1, metadata=_range(0.0, None))  # mirror equivariance (yaw anchor)
+    w_decorr: float = field(default=0.1, metadata=_range(0.0, None))  # z_pose / z_dyn decorrelation
+    w_warp: float = field(default=0.01, metadata=_range(0.0, None))  # flow smoothness
+    w_sup_pose: float = field(default=0.0, metadata=_range(0.0, None))  # ground-truth pose (ablation; off)
+    log_every: int = field(default=25, metadata=_range(1, 1_000_000))
+    sample_every: int = field(default=500, metadata=_range(0, 10_000_000))
+    checkpoint_every: int = field(default=500, metadata=_range(0, 10_000_000))
+    num_workers: int = field(default=1, metadata=_range(0, 64))
+    seed: int = 0
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+    # identity embedder (gallery stills, supervised contrastive), frozen for l_cross_id
+    identity_out: str = "models/identity"
+    identity_work_dir: str = "runs/identity"
+    identity_steps: int = field(default=600, metadata=_range(1, 10_000_000))
+    identity_batch: int = field(default=32, metadata=_range(2, 4096))  # identities per batch (2 views each)
+    identity_lr: float = field(default=1e-3, metadata=_range(1e-7, 1.0))
+    identity_size: int = field(default=64, metadata=_range(32, 512))  # input resolution of the embedder
+    identity_speech_frames: float = field(default=0.3, metadata=_range(0.0, 1.0))  # share of views from speech
+    # evaluation (held-out identities; ground truth is used here only)
+    eval_pairs: int = field(default=512, metadata=_range(1, 1_000_000))  # self-reenactment pairs (test)
+    eval_cross_sources: int = field(default=6, metadata=_range(1, 64))  # cross-identity grid rows
+    eval_cross_drivers: int = field(default=6, metadata=_range(1, 64))  # cross-identity grid columns
+    eval_probe_frames: int = field(default=40, metadata=_range(2, 100_000))  # frames per clip for the probes
+    eval_transfer_pairs: int = field(default=64, metadata=_range(1, 100_000))  # pose/dyn-only transfers
+
+    def validate(self) -> None:
+        bad = [k for k in self.kinds if k not in ("speech", "gallery")]
+        if bad or not self.kinds:
+            raise VasaError(f"params: 'train_latent.kinds' must list 'speech' and/or 'gallery', got {self.kinds}")
+
+
+@dataclass
+class ExportMotionConfig:
+    """``export_motion``: encode every speech clip into per-clip motion files (z_pose, z_dyn per frame)."""
+
+    corpus: str = "data/corpus"
+    model: str = "models/latent"  # the exported face latent model
+    out: str = "data/motion"
+    batch_size: int = field(default=128, metadata=_range(1, 65_536))  # frames per encoder call
+    norm_split: str = field(default="train", metadata=_choice("train", "val", "test"))  # statistics split
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+
+
 @dataclass
 class Params:
     """All sections of ``params.yaml`` (more stages add their sections here)."""
 
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
+    train_latent: LatentConfig = field(default_factory=LatentConfig)
+    export_motion: ExportMotionConfig = field(default_factory=ExportMotionConfig)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -111,6 +194,12 @@ def _prepare_validate(self: PrepareConfig) -> None:
         raise VasaError(
             f"params: 'prepare.languages' has unknown language {bad[0]!r} "
             f"(allowed: {', '.join(LANGUAGE_CODES)})"
+        )
+    badv = [v for v in self.voices if v not in VOICE_NAMES]
+    if badv or not self.voices:
+        raise VasaError(
+            f"params: 'prepare.voices' has unknown voice {badv[0] if badv else None!r} "
+            f"(allowed: {', '.join(VOICE_NAMES)})"
         )
     if "en" not in self.languages:
         raise VasaError("params: 'prepare.languages' must include 'en' (the training language)")
@@ -195,6 +284,23 @@ def load_params(
 def synth_kwargs(cfg: PrepareConfig) -> dict:
     """The ``prepare`` section as keyword arguments of :func:`vasa.synth.corpus.synth_corpus`."""
     keys = ("out", "clips", "ood_lang_clips", "art_clips", "identities", "gallery_per_identity",
-            "split_fractions", "languages", "seed", "resolution", "supersample", "fps",
+            "split_fractions", "languages", "voices", "seed", "resolution", "supersample", "fps",
             "clips_per_shard", "workers")
     return {k: getattr(cfg, k) for k in keys}
+
+
+def latent_kwargs(cfg: LatentConfig) -> dict:
+    """The training fields of ``train_latent`` as keyword arguments of :func:`vasa.latent.train.train_latent`."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if not k.startswith("eval_")}
+
+
+def latent_eval_kwargs(cfg: LatentConfig) -> dict:
+    """The ``eval_*`` fields of ``train_latent`` as keyword arguments of
+    :func:`vasa.latent.evaluate.evaluate_latent` (prefix dropped), plus the model and corpus paths."""
+    kw = {k[len("eval_"):]: v for k, v in dataclasses.asdict(cfg).items() if k.startswith("eval_")}
+    return dict(model=cfg.out, corpus=cfg.corpus, seed=cfg.seed, **kw)
+
+
+def export_kwargs(cfg: ExportMotionConfig) -> dict:
+    """The ``export_motion`` section as keyword arguments of :func:`vasa.latent.export.export_motion`."""
+    return dataclasses.asdict(cfg)

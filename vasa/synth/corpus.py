@@ -53,7 +53,7 @@ def gallery_params(rng: np.random.Generator) -> np.ndarray:
 
 
 def make_clip(spec: ClipSpec, seed: int, resolution: int, supersample: int, fps: int,
-              gallery_frames: int) -> ClipData:
+              gallery_frames: int, voices: tuple[str, ...] | None = None) -> ClipData:
     """Generate one clip (speech-driven video, or an identity's gallery stills)."""
     from vasa.synth.render import HeadRenderer
 
@@ -72,7 +72,7 @@ def make_clip(spec: ClipSpec, seed: int, resolution: int, supersample: int, fps:
     from vasa.synth.sentences import sample_sentence
     from vasa.synth.speech import VOICES, synthesize
 
-    voice = str(rng.choice(sorted(VOICES)))
+    voice = str(rng.choice(sorted(voices or VOICES)))
     sentence_split = "test" if spec.split.startswith("test") else "train"
     text = sample_sentence(rng, spec.language, split=sentence_split)
     utt = synthesize(text, spec.language, voice, rng=rng)
@@ -92,7 +92,7 @@ def make_clip(spec: ClipSpec, seed: int, resolution: int, supersample: int, fps:
 
 def _work(args: tuple) -> tuple[str, int, float]:
     """Worker: generate one shard (its mp4s first, then the shard file). Returns (name, frames, s)."""
-    name, specs, out, seed, resolution, supersample, fps, gallery_frames = args
+    name, specs, out, seed, resolution, supersample, fps, gallery_frames, voices = args
     import cv2
 
     cv2.setNumThreads(1)  # one process per core: no thread oversubscription
@@ -100,7 +100,7 @@ def _work(args: tuple) -> tuple[str, int, float]:
     out = Path(out)
     clips = []
     for spec in specs:
-        clip = make_clip(spec, seed, resolution, supersample, fps, gallery_frames)
+        clip = make_clip(spec, seed, resolution, supersample, fps, gallery_frames, voices)
         if spec.kind == "speech":
             write_mp4(out / clip.record["video"], clip.frames, fps=fps, audio=clip.audio, sr=SAMPLE_RATE,
                       metadata={"comment": "vasa generated corpus (synthetic speech and rendered face)"})
@@ -128,6 +128,7 @@ def synth_corpus(
     gallery_per_identity: int = 4,  # stills per identity in the gallery
     split_fractions: list[float] = (0.8, 0.1, 0.1),  # identity fractions for train / val / test
     languages: list[str] = ("en", "es", "de", "fr", "cmn"),  # "en" + held-out languages
+    voices: list[str] = ("m1", "m2", "m3", "m4", "f1", "f2", "f3", "f4"),  # espeak voice variants
     seed: int = 0,  # everything derives from it
     resolution: int = 128,  # output frame size (square)
     supersample: int = 2,  # render at resolution * supersample, then downsample
@@ -137,18 +138,21 @@ def synth_corpus(
     progress: bool = True,
 ) -> dict:
     """Generate (or finish) the corpus in ``out``; returns its statistics."""
-    from vasa.synth.speech import LANGUAGES
+    from vasa.synth.speech import LANGUAGES, VOICES
 
     bad = [lang for lang in languages if lang not in LANGUAGES]
     if bad:
         raise VasaError(f"unknown language {bad[0]!r} (allowed: {', '.join(sorted(LANGUAGES))})")
+    badv = [v for v in voices if v not in VOICES]
+    if badv or not voices:
+        raise VasaError(f"unknown voice {badv[0] if badv else None!r} (allowed: {', '.join(sorted(VOICES))})")
     if not 64 <= resolution <= 512 or resolution % 2:
         raise VasaError(f"resolution {resolution} is out of range (an even number from 64 to 512)")
     out = Path(out)
     _check_writable(out)
     settings = dict(clips=clips, ood_lang_clips=ood_lang_clips, art_clips=art_clips, identities=identities,
                     gallery_per_identity=gallery_per_identity, split_fractions=list(split_fractions),
-                    languages=list(languages), seed=seed, resolution=resolution, supersample=supersample,
+                    languages=list(languages), voices=list(voices), seed=seed, resolution=resolution, supersample=supersample,
                     fps=fps, clips_per_shard=clips_per_shard)
     settings_path = out / "settings.json"
     if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
@@ -163,7 +167,8 @@ def synth_corpus(
     shards = shard_plan(specs, clips_per_shard)
     todo = [(n, s) for n, s in shards if not shard_complete(out / "shards" / f"{n}.npz")]
     workers = workers or os.cpu_count() or 1
-    jobs = [(n, s, str(out), seed, resolution, supersample, fps, gallery_per_identity) for n, s in todo]
+    jobs = [(n, s, str(out), seed, resolution, supersample, fps, gallery_per_identity, tuple(voices))
+            for n, s in todo]
     bar = tqdm(total=len(shards), initial=len(shards) - len(todo), desc="synth shards", unit="shard",
                disable=not progress)
     n_frames, t0 = 0, time.perf_counter()
