@@ -73,8 +73,9 @@ def test_resume_keeps_complete_shards_and_redoes_partial_ones(tiny_corpus, tmp_p
     partial.with_suffix(".json").unlink()  # interrupted between the npz and its sidecar
     (out / "shards" / ".speech-00002.npz.abc.npz.tmp").write_bytes(b"half")  # a crashed write
     (out / "manifest.jsonl").unlink()
-    synth_corpus(out=out, workers=1, **TINY)
+    stats = synth_corpus(out=out, workers=1, **TINY)
     assert keep.stat().st_mtime_ns == keep_mtime  # complete shard untouched
+    assert stats["generation"]["runs"] == 2 and stats["generation"]["frames_per_second"] > 0
     assert not list(out.rglob(".*.tmp"))
     _assert_same(_arrays(tiny_corpus), _arrays(out))
 

@@ -157,7 +157,7 @@ def synth_corpus(
     settings_path = out / "settings.json"
     if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
         # Different settings: old shards would mix two corpora. Start over in place.
-        for p in list((out / "shards").glob("*")) + [out / "manifest.jsonl"]:
+        for p in list((out / "shards").glob("*")) + [out / "manifest.jsonl", out / "generation.json"]:
             p.unlink(missing_ok=True)
     write_json(settings_path, settings)
     remove_stale_temporaries(out)
@@ -201,8 +201,16 @@ def synth_corpus(
         camera=camera(resolution), nominal_distance=NOMINAL_DISTANCE,
         splits=["train", "val", "test", "test_lang", "test_art"], kinds=["speech", "gallery"],
     ))
+    # Generation speed over every run that produced this corpus (a resumed run adds its share).
+    log_path = out / "generation.json"
+    runs = json.loads(log_path.read_text()) if log_path.is_file() else []
+    if n_frames:
+        runs.append(dict(seconds=round(elapsed, 1), frames=n_frames, workers=workers))
+        write_json(log_path, runs)
     stats = corpus_stats(out, records)
-    stats["generation"] = dict(seconds=round(elapsed, 1), frames=n_frames, workers=workers,
-                               frames_per_second=round(n_frames / elapsed, 1) if elapsed > 0 and n_frames else None)
+    secs, frames = sum(r["seconds"] for r in runs), sum(r["frames"] for r in runs)
+    stats["generation"] = dict(seconds=round(secs, 1), frames=frames, runs=len(runs),
+                               workers=runs[-1]["workers"] if runs else workers,
+                               frames_per_second=round(frames / secs, 1) if secs > 0 else None)
     write_json(out / "stats.json", stats)
     return stats
