@@ -26,3 +26,33 @@ def test_prepare_notebook_smoke(tmp_path):
     nb = json.loads(out_nb.read_text())
     images = sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c.get("outputs", []))
     assert images >= 4  # identity grids, quality plots, filmstrip, distributions
+
+
+@pytest.mark.slow
+def test_prepare_notebook_on_real_videos(tmp_path):
+    """`prepare.source` = a folder of videos: the same notebook ingests them (no ground-truth cells)."""
+    import numpy as np
+    import papermill as pm
+
+    from vasa.io.video import write_mp4
+    from vasa.synth.corpus import gallery_params
+    from vasa.synth.identity import sample_identity
+    from vasa.synth.render import HeadRenderer
+
+    src = tmp_path / "videos" / "person_a"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    r = HeadRenderer(sample_identity(rng), resolution=128)
+    base = gallery_params(rng)
+    frames = np.stack([r.render(base) for _ in range(60)])
+    t = np.arange(60 * 640) / 16000
+    write_mp4(src / "talk.mp4", frames, fps=25, audio=(0.1 * np.sin(2 * np.pi * 200 * t)).astype(np.float32))
+    metrics = tmp_path / "metrics.json"
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "01_prepare.ipynb"), str(tmp_path / "out.ipynb"), cwd=str(tmp_path),
+        kernel_name="python3", progress_bar=False,
+        parameters=dict(params_file=str(ROOT / "params.yaml"), profile="smoke", metrics_file=str(metrics),
+                        overrides=[f"prepare.source={tmp_path / 'videos'}", f"prepare.out={tmp_path / 'real'}"]),
+    )
+    m = json.loads(metrics.read_text())
+    assert m["clips"] == 1 and m["inputs"]["used"] == 1 and "quality" not in m

@@ -35,6 +35,20 @@ def _cmd_synth(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_ingest(a: argparse.Namespace) -> int:
+    from vasa.ingest import ingest
+
+    extra = {k: v for k, v in dict(min_frames=a.min_frames, min_face=a.min_face).items() if v is not None}
+    if a.no_align:
+        extra["align"] = False
+    stats = ingest(a.src, a.out, resolution=128 if a.resolution is None else a.resolution, shard=a.shard,
+                   workers=a.workers or 0, progress=not a.quiet, **extra)
+    inp = stats["inputs"]
+    print(f"ingested into {a.out}: {stats['clips']} clips, {stats['hours']:.2f} h, {stats['identities']} identities "
+          f"from {inp['used']} of {inp['videos']} videos ({inp['skipped']} skipped: see {a.out}/skipped.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vasa", description="vasa: audio-driven talking faces (VASA-1, open).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -53,6 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=_positive_int, help="processes (default: all cores)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=_cmd_synth)
+
+    g = sub.add_parser("ingest", help="real talking-head videos -> clips in the corpus format (detect, track, crop, label)")
+    g.add_argument("src", help="folder of videos (VoxCeleb2, HDTF, MEAD, RAVDESS layouts recognised) or a CSV with a 'path' column")
+    g.add_argument("--out", required=True, help="output folder (created; an unfinished run there resumes)")
+    g.add_argument("--resolution", type=_positive_int, help="output frame size, 64..512 (default 128)")
+    g.add_argument("--shard", help="i/n: process only part i of n of the inputs (deterministic; for job arrays)")
+    g.add_argument("--workers", type=_positive_int, help="processes (default: all cores)")
+    g.add_argument("--min-frames", type=_positive_int, help="shortest clip kept, frames at 25 fps (default 50)")
+    g.add_argument("--min-face", type=float, help="narrowest face kept, pixels (default 40)")
+    g.add_argument("--no-align", action="store_true", help="skip phone alignment of transcripts (<video>.txt)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=_cmd_ingest)
     return p
 
 

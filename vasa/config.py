@@ -52,6 +52,11 @@ class PrepareConfig:
     clips_per_shard: int = field(default=25, metadata=_range(1, 100_000))
     workers: int = field(default=0, metadata=_range(0, 256))  # 0 = all cores
     quality_clips: int = field(default=40, metadata=_range(0, 100_000))  # checked with MediaPipe
+    # real videos (source = a folder or CSV; see vasa/ingest)
+    ingest_shard: str = ""  # "i/n": this machine's part of the input list ("" = all)
+    min_clip_frames: int = field(default=50, metadata=_range(1, 1_000_000))
+    min_face_px: float = field(default=40.0, metadata=_range(1.0, None))
+    align_transcripts: bool = True  # pocketsphinx phones where <video>.txt exists
 
 
 LATENT_SIZE_NAMES = ("tiny", "S", "B", "paper")
@@ -71,9 +76,9 @@ class LatentConfig:
     size: str = field(default="S", metadata=_choice(*LATENT_SIZE_NAMES))
     warp_backend: str = field(default="5d", metadata=_choice("5d", "2d"))
     kinds: list = field(default_factory=lambda: ["speech"])  # clip kinds to draw frame pairs from
-    steps: int = field(default=3000, metadata=_range(1, 10_000_000))
+    steps: int = field(default=1600, metadata=_range(1, 10_000_000))
     batch_size: int = field(default=8, metadata=_range(1, 4096))
-    lr: float = field(default=2e-4, metadata=_range(1e-7, 1.0))
+    lr: float = field(default=5e-4, metadata=_range(1e-7, 1.0))
     lr_disc: float = field(default=2e-4, metadata=_range(1e-7, 1.0))
     warmup_steps: int = field(default=100, metadata=_range(0, 10_000_000))
     lr_schedule: str = field(default="cosine", metadata=_choice("constant", "cosine"))
@@ -87,23 +92,23 @@ class LatentConfig:
     w_cross_id: float = field(default=0.2, metadata=_range(0.0, None))  # VASA-1 l_cross_id
     cross_every: int = field(default=4, metadata=_range(1, 1_000_000))
     w_adv: float = field(default=0.05, metadata=_range(0.0, None))
-    w_fm: float = field(default=1.0, metadata=_range(0.0, None))
-    adv_start: int = field(default=2000, metadata=_range(0, 10_000_000))  # GAN terms from this step on
+    w_fm: float = field(default=0.5, metadata=_range(0.0, None))
+    adv_start: int = field(default=1200, metadata=_range(0, 10_000_000))  # GAN terms from this step on
     w_equiv: float = field(default=0.2, metadata=_range(0.0, None))  # pose equivariance
     w_flip: float = field(default=0.1, metadata=_range(0.0, None))  # mirror equivariance (yaw anchor)
     w_decorr: float = field(default=0.1, metadata=_range(0.0, None))  # z_pose / z_dyn decorrelation
     w_warp: float = field(default=0.01, metadata=_range(0.0, None))  # flow smoothness
     w_sup_pose: float = field(default=0.0, metadata=_range(0.0, None))  # ground-truth pose (ablation; off)
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
-    sample_every: int = field(default=500, metadata=_range(0, 10_000_000))
-    checkpoint_every: int = field(default=500, metadata=_range(0, 10_000_000))
-    num_workers: int = field(default=1, metadata=_range(0, 64))
+    sample_every: int = field(default=400, metadata=_range(0, 10_000_000))
+    checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))
+    num_workers: int = field(default=0, metadata=_range(0, 64))
     seed: int = 0
     device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
     # identity embedder (gallery stills, supervised contrastive), frozen for l_cross_id
     identity_out: str = "models/identity"
     identity_work_dir: str = "runs/identity"
-    identity_steps: int = field(default=600, metadata=_range(1, 10_000_000))
+    identity_steps: int = field(default=300, metadata=_range(1, 10_000_000))
     identity_batch: int = field(default=32, metadata=_range(2, 4096))  # identities per batch (2 views each)
     identity_lr: float = field(default=1e-3, metadata=_range(1e-7, 1.0))
     identity_size: int = field(default=64, metadata=_range(32, 512))  # input resolution of the embedder
@@ -195,6 +200,10 @@ def _prepare_validate(self: PrepareConfig) -> None:
             f"params: 'prepare.languages' has unknown language {bad[0]!r} "
             f"(allowed: {', '.join(LANGUAGE_CODES)})"
         )
+    if self.source != "synth" and not Path(self.source).exists():
+        raise VasaError(
+            f"params: 'prepare.source' = {self.source!r} is neither 'synth' nor an existing folder/CSV of videos"
+        )
     badv = [v for v in self.voices if v not in VOICE_NAMES]
     if badv or not self.voices:
         raise VasaError(
@@ -279,6 +288,13 @@ def load_params(
         cls = typing.get_type_hints(Params)[name]
         built[name] = build_section(cls, data.get(name, {}), name)
     return Params(**built)
+
+
+def ingest_kwargs(cfg: PrepareConfig) -> dict:
+    """The ``prepare`` section as keyword arguments of :func:`vasa.ingest.ingest` (real videos)."""
+    return dict(src=cfg.source, out=cfg.out, resolution=cfg.resolution, shard=cfg.ingest_shard or None,
+                workers=cfg.workers, min_frames=cfg.min_clip_frames, min_face=cfg.min_face_px,
+                align=cfg.align_transcripts, split_fractions=list(cfg.split_fractions))
 
 
 def synth_kwargs(cfg: PrepareConfig) -> dict:

@@ -46,8 +46,9 @@ def filmstrip_figure(clip, mouth: np.ndarray | None = None, n: int = 10, fps: in
     ax0 = fig.add_axes([0.02, 0.55, 0.96, 0.42])
     ax0.imshow(image_grid([clip.frames[i] for i in idx], n))
     ax0.set_axis_off()
-    ax0.set_title(f"{clip.record['id']} ({clip.record['language']}, {clip.record['voice']}, "
-                  f"{clip.record['conditions']['emotion']}): \"{clip.record['text'][:80]}\"", fontsize=9)
+    r = clip.record
+    tags = ", ".join(str(x) for x in (r.get("language"), r.get("voice"), r.get("conditions", {}).get("emotion")) if x)
+    ax0.set_title(f"{r['id']} ({tags}): \"{(r.get('text') or '')[:80]}\"", fontsize=9)
     ax = fig.add_axes([0.05, 0.1, 0.9, 0.38])
     time = np.arange(t) / fps
     ax.plot(time, clip.params[:, PARAM_INDEX["jaw"]], label="ground-truth jaw", color="C0")
@@ -56,7 +57,7 @@ def filmstrip_figure(clip, mouth: np.ndarray | None = None, n: int = 10, fps: in
     if mouth is not None:
         m = mouth / np.nanmax(mouth) if np.any(np.isfinite(mouth)) and np.nanmax(mouth) > 0 else mouth
         ax.plot(time, m, label="MediaPipe mouth opening (scaled)", color="C3", ls="--")
-    for a, b, ph in clip.record["phonemes"]:
+    for a, b, ph in clip.record.get("phonemes", []):
         ax.axvspan(a, b, color="0.9" if hash(ph) % 2 else "0.82", lw=0)
         ax.text((a + b) / 2, 1.02, ph, ha="center", va="bottom", fontsize=6, transform=ax.get_xaxis_transform())
     for i in idx:
@@ -75,20 +76,25 @@ def distributions_figure(corpus, split: str | None = None):
     p = np.concatenate([corpus.params(r["id"]) for r in recs])
     fig, axes = plt.subplots(2, 4, figsize=(14, 5.5))
     for ax, name in zip(axes[0], ("yaw", "pitch", "roll", "jaw")):
-        ax.hist(p[:, PARAM_INDEX[name]], bins=60, color="C0")
+        col = p[:, PARAM_INDEX[name]]
+        ax.hist(col[np.isfinite(col)], bins=60, color="C0")
         ax.set_title(f"{name} ({'deg' if name != 'jaw' else '0..1'}), per frame")
     ax = axes[1, 0]
-    ax.hist2d(p[:, PARAM_INDEX["gaze_yaw"]], p[:, PARAM_INDEX["gaze_pitch"]], bins=40, cmap="Blues")
+    gz = p[:, [PARAM_INDEX["gaze_yaw"], PARAM_INDEX["gaze_pitch"]]]
+    gz = gz[np.isfinite(gz).all(1)]
+    ax.hist2d(gz[:, 0], gz[:, 1], bins=40, cmap="Blues")
     ax.set_title("gaze yaw x pitch (deg), per frame")
     ax = axes[1, 1]
-    mg = np.array([[r["conditions"]["gaze_yaw"], r["conditions"]["gaze_pitch"]] for r in recs])
+    mg = np.array([[r["conditions"].get("gaze_yaw", np.nan), r["conditions"].get("gaze_pitch", np.nan)]
+                   for r in recs]).reshape(-1, 2)
     ax.scatter(mg[:, 0], mg[:, 1], s=5)
     ax.set_title("main gaze per clip (deg)")
     ax = axes[1, 2]
-    ax.hist([r["conditions"]["distance"] for r in recs], bins=30, color="C1")
+    dist = np.array([r["conditions"].get("distance", np.nan) for r in recs], float)
+    ax.hist(dist[np.isfinite(dist)], bins=30, color="C1")
     ax.set_title("head distance per clip (normalised)")
     ax = axes[1, 3]
-    emos = [r["conditions"]["emotion"] for r in recs]
+    emos = [r["conditions"].get("emotion", "missing") for r in recs]
     names = sorted(set(emos))
     ax.bar(names, [emos.count(e) for e in names], color="C2")
     ax.set_title("emotion per clip")
