@@ -10,8 +10,8 @@ Three checks, written to ``benchmarks/results/ingest_validation.json``:
    *train*-split clips (other identities); ``--calibrate N`` re-fits them on N train clips and
    prints them. ``framing`` re-measures the crop framing constants of ``vasa.ingest.crop``.
 2. ``astronaut``: a real public-domain photo (``skimage.data.astronaut()``) moved by known
-   translations and scales over 4 s at 30 fps with 44.1 kHz speech (synthesised with espeak-ng:
-   neither pysptk's CMU ARCTIC file nor /usr/share/sounds/alsa exists here) and a click + flash pair at
+   translations and scales over 4 s at 30 fps with 44.1 kHz speech (real recorded speech: the voice
+   prompts of Debian's alsa-utils, `apt-get install alsa-utils`; espeak-ng when absent) and a click + flash pair at
    t = 2.0 s: how far the face in the output crops strays from the framing position (px at the
    output resolution), and the audio-video offset of the click against the flash (frames).
    ``real_face_pose``: PnP on that photo mirrored and rotated in-plane by known angles.
@@ -158,14 +158,32 @@ def framing(corpus_dir: str, clips: int = 6, step: int = 10) -> dict:
                 dy=round(float(np.median(R[:, 2])), 4))
 
 
-def _speech(seconds: float) -> np.ndarray:
-    from vasa.synth.speech import synthesize
+ALSA_SOUNDS = Path("/usr/share/sounds/alsa")  # Debian alsa-utils: real recorded speech ("Front Center", ...)
 
-    utt = synthesize("The quick brown fox jumps over the lazy dog while the old man watches quietly.",
-                     "en", "m1", lead_s=0.2, tail_s=0.3)
-    a = utt.audio / max(1e-6, np.abs(utt.audio).max()) * 0.3
+
+def _speech(seconds: float) -> tuple[np.ndarray, str]:
+    """Real recorded speech when available (ALSA's voice prompts, `apt-get install alsa-utils`), else
+    espeak-ng synthesis; 16 kHz, padded/cut to ``seconds``. Returns (audio, description)."""
+    names = ["Front_Center", "Front_Left", "Front_Right", "Rear_Center", "Side_Left"]
+    files = [ALSA_SOUNDS / f"{n}.wav" for n in names]
+    if all(f.is_file() for f in files):
+        import soundfile as sf
+        from scipy.signal import resample_poly
+
+        parts = []
+        for f in files:
+            x, sr = sf.read(f, dtype="float32", always_2d=True)
+            parts.append(resample_poly(x.mean(1), 16000, sr).astype(np.float32))
+        a, desc = np.concatenate(parts), "real speech: ALSA voice prompts (" + ", ".join(names) + ")"
+    else:
+        from vasa.synth.speech import synthesize
+
+        utt = synthesize("The quick brown fox jumps over the lazy dog while the old man watches quietly.",
+                         "en", "m1", lead_s=0.2, tail_s=0.3)
+        a, desc = utt.audio, "espeak-ng synthesis (no real recording installed)"
+    a = a / max(1e-6, np.abs(a).max()) * 0.3
     n = int(seconds * 16000)
-    return np.pad(a, (0, max(0, n - len(a))))[:n].astype(np.float32)
+    return np.pad(a, (0, max(0, n - len(a))))[:n].astype(np.float32), desc
 
 
 def check_astronaut(work: Path, resolution: int = 128) -> dict:
@@ -199,7 +217,8 @@ def check_astronaut(work: Path, resolution: int = 128) -> dict:
     px, py = m[0, 0] * (fx + 0.7 * fw) + m[0, 2], m[1, 1] * fy + m[1, 2]  # beside the face, inside the crop
     frames[flash_j] = frames[flash_j].copy()
     frames[flash_j][int(py) - 6:int(py) + 6, int(px) - 6:int(px) + 6] = 255
-    speech = resample_poly(_speech(secs), sr, 16000).astype(np.float32)
+    speech16, speech_desc = _speech(secs)
+    speech = resample_poly(speech16, sr, 16000).astype(np.float32)
     speech[int(2.0 * sr):int(2.0 * sr) + int(0.004 * sr)] = 0.95  # 4 ms click at t = 2.0 s
     src = work / "astro_src"
     write_mp4(src / "astronaut.mp4", np.stack(frames), fps=fps, audio=speech, sr=sr)
@@ -231,7 +250,7 @@ def check_astronaut(work: Path, resolution: int = 128) -> dict:
     start = recs[0]["source"]["start_frame"]
     return dict(
         source=dict(size=[W, H], fps=fps, audio_rate=sr, seconds=secs, photo_scale="0.9 -> 1.2",
-                    face_centre_px="x 320 +- 150 (sine), y 230 +- 40 (cosine), one period", speech="espeak-ng (m1), no CMU ARCTIC here"),
+                    face_centre_px="x 320 +- 150 (sine), y 230 +- 40 (cosine), one period", speech=speech_desc),
         clip_frames=len(clip.frames), clip_start_frame=start, frames_with_face=len(errs),
         crop_face_centre_error_px=dict(median=round(float(np.median(errs)), 2), p95=round(float(np.percentile(errs, 95)), 2),
                                        max=round(float(np.max(errs)), 2), resolution=resolution,
