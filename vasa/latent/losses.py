@@ -4,7 +4,8 @@ Default recipe (weights are the trainer's; VASA-1 states none, face-vid2vid's ar
 ``ReconstructionLoss`` on ``out["recon"]`` vs the driver, ``AdversarialLoss`` + ``FeatureMatchingLoss``
 with a ``PatchDiscriminator``, ``ConsistencyLoss`` (VASA-1's l_consist), ``CrossIdentityLoss``
 (l_cross_id, with a frozen :class:`IdentityEmbedder` trained on the corpus gallery), and the
-regularisers ``PoseEquivarianceLoss``, ``PoseDynDecorrelationLoss``, ``WarpSmoothnessLoss``.
+regularisers ``PoseEquivarianceLoss``, ``FlipEquivarianceLoss``, ``PoseDynDecorrelationLoss``,
+``WarpSmoothnessLoss``.
 ``SupervisedPoseLoss`` uses ground-truth labels: an optional probe/ablation, never in the default.
 No loss needs downloaded weights.
 """
@@ -216,6 +217,33 @@ class PoseEquivarianceLoss:
         R_new, t_new, sc_new = P.pose_to_rts(z_new, rot)
         return ((R_new - R_exp).pow(2).sum((1, 2)).mean() + (t_new - t_exp).abs().sum(1).mean()
                 + (sc_new.log() - (sc.log() + ls)).abs().mean())
+
+
+class FlipEquivarianceLoss:
+    """Mirror symmetry, label-free: flipping the image left-right maps the head rotation ``R`` to
+    ``M R M`` (``M = diag(-1, 1, 1)``: yaw and roll change sign, pitch stays), negates ``tx`` and keeps
+    ``ty`` and the scale; ``z_dyn`` (lips, blinks, expression: mostly symmetric) should change little.
+    This anchors yaw -- which the in-plane :class:`PoseEquivarianceLoss` cannot -- and, with ``dyn > 0``,
+    keeps head yaw out of ``z_dyn`` (a flip-invariant code cannot carry a flip-odd quantity linearly).
+    ``dyn`` trades that against horizontal gaze, which does flip; 0 disables the ``z_dyn`` term."""
+
+    def __init__(self, dyn: float = 0.25):
+        self.dyn = dyn
+
+    def __call__(self, model, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor) -> torch.Tensor:
+        """img: B x 3 x S x S; (z_pose, z_dyn): its motion, already encoded."""
+        rot = model.cfg.rot_repr
+        zp_f, zd_f = model.encode_motion(img.flip(-1))
+        m = torch.tensor([-1.0, 1.0, 1.0], device=img.device, dtype=z_pose.dtype)
+        R, R_f = P.pose_rotation(z_pose, rot), P.pose_rotation(zp_f, rot)
+        R_exp = R * m[:, None] * m[None, :]  # M R M
+        loss = (R_f - R_exp).pow(2).sum((1, 2)).mean() + (zp_f[:, -3:] - z_pose[:, -3:] * m).abs().sum(1).mean()
+        if self.dyn > 0:
+            # relative to the code's spread, which is NOT detached: a detached denominator makes shrinking
+            # every code towards a constant the easiest way down (observed: z_dyn collapsed in training)
+            spread = torch.cat([z_dyn, zd_f]).var(0).mean() + 1e-6
+            loss = loss + self.dyn * (zd_f - z_dyn).pow(2).mean() / spread
+        return loss
 
 
 class PoseDynDecorrelationLoss:

@@ -1,0 +1,157 @@
+"""Stage 1 end to end on a tiny generated corpus: LatentTask training + exact resume, export_motion
+(shapes, normalisation, resume), the probes, the dlib identity wrapper, and notebooks 02/03 under papermill."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from vasa.train import latest_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(size="tiny", batch_size=2, warmup_steps=1, consist_every=2, cross_every=2, adv_start=2, w_adv=0.05,
+            w_fm=1.0, w_cross_id=0.2, log_every=1, sample_every=0, checkpoint_every=2, num_workers=0,
+            device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """The smoke profile's corpus sizes at 64 px (train / val / test identities, gallery stills)."""
+    from vasa.synth.corpus import synth_corpus
+
+    out = tmp_path_factory.mktemp("latent_corpus") / "corpus"
+    synth_corpus(out, clips=6, ood_lang_clips=1, art_clips=1, identities=12, gallery_per_identity=2,
+                 resolution=64, clips_per_shard=3, workers=1, progress=False)
+    return out
+
+
+def _paths(root: Path, name: str) -> dict:
+    return dict(out=str(root / name / "model"), work_dir=str(root / name / "run"),
+                identity_out=str(root / "identity"), identity_work_dir=str(root / "identity_run"))
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory) -> dict:
+    """One uninterrupted 4-step run and one stopped at step 2 then resumed (sharing the identity embedder)."""
+    from vasa.latent.train import train_latent
+
+    root = tmp_path_factory.mktemp("latent_runs")
+    a = train_latent(str(corpus), steps=4, **_paths(root, "a"), **TINY)
+    train_latent(str(corpus), steps=4, stop_at_step=2, **_paths(root, "b"), **TINY)
+    assert latest_checkpoint(root / "b" / "run" / "checkpoints").name == "step-00000002"
+    b = train_latent(str(corpus), steps=4, **_paths(root, "b"), **TINY)
+    return dict(root=root, a=a, b=b)
+
+
+def test_latent_task_trains_and_resumes_bit_identically(trained):
+    root = trained["root"]
+    m = trained["a"]["latent"]
+    assert m["step"] == 4 and np.isfinite(m["loss_gen"]) and np.isfinite(m["loss_disc"])
+    logged = {f.stem for f in (root / "a" / "run" / "dvclive" / "plots" / "metrics").glob("*.tsv")}
+    assert {"rec", "consist", "cross_id", "equiv", "decorr", "fm", "g_adv", "psnr", "loss_disc"} <= logged
+    for kind in ("model", "ema"):
+        wa = load_file(str(latest_checkpoint(root / "a" / "run" / "checkpoints") / f"{kind}.safetensors"))
+        wb = load_file(str(latest_checkpoint(root / "b" / "run" / "checkpoints") / f"{kind}.safetensors"))
+        assert wa.keys() == wb.keys()
+        assert all(torch.equal(wa[k], wb[k]) for k in wa), kind
+    # the export holds the EMA weights of the generator only, loadable by load_latent
+    from vasa.latent.train import load_latent
+    model = load_latent(root / "a" / "model")
+    ema = load_file(str(latest_checkpoint(root / "a" / "run" / "checkpoints") / "ema.safetensors"))
+    sd = model.state_dict()
+    assert all(torch.equal(sd[k[len("model."):]], v) for k, v in ema.items())
+    assert model.cfg.image_size == 64 and (root / "identity" / "model.safetensors").is_file()
+
+
+def test_changed_settings_start_over(trained, corpus):
+    from vasa.latent.train import prepare_work_dir
+    run = trained["root"] / "a" / "run"
+    settings = json.loads((run / "run.json").read_text())
+    assert prepare_work_dir(run, settings)  # same settings: resume
+    assert not prepare_work_dir(run, {**settings, "lr": 1.0})  # changed: checkpoints removed
+    assert latest_checkpoint(run / "checkpoints") is None
+
+
+def test_export_motion_shapes_normalisation_resume(trained, corpus, tmp_path):
+    from vasa.data.corpus import Corpus
+    from vasa.latent.export import export_motion, load_motion, load_norm
+
+    model = trained["root"] / "b" / "model"
+    s = export_motion(str(corpus), str(model), str(tmp_path / "motion"), batch_size=64, progress=False)
+    c = Corpus(corpus)
+    speech = c.records(kind="speech")
+    assert s["clips"] == len(speech) and s["encoded_now"] == len(speech)
+    meta = json.loads((tmp_path / "motion" / "meta.json").read_text())
+    assert meta["pose_dim"] == 6 and meta["dyn_dim"] == 8 and meta["pose_layout"][0] == "yaw"
+    zs = []
+    for r in speech:
+        zp, zd = load_motion(tmp_path / "motion", r["id"])
+        assert zp.shape == (r["n_frames"], 6) and zd.shape == (r["n_frames"], 8) and zp.dtype == np.float32
+        if r["split"] == "train":
+            zs.append(np.concatenate([zp, zd], 1))
+    z = np.concatenate(zs)
+    norm = load_norm(tmp_path / "motion")
+    np.testing.assert_allclose(np.concatenate([norm["pose_mean"], norm["dyn_mean"]]), z.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.concatenate([norm["pose_std"], norm["dyn_std"]]), z.std(0), rtol=1e-3, atol=1e-5)
+    lines = (tmp_path / "motion" / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == len(speech)
+    # resume: nothing to do; a missing clip file is redone
+    (tmp_path / "motion" / "clips" / f"{speech[0]['id']}.npz").unlink()
+    s2 = export_motion(str(corpus), str(model), str(tmp_path / "motion"), batch_size=64, progress=False)
+    assert s2["encoded_now"] == 1
+    assert export_motion(str(corpus), str(model), str(tmp_path / "motion"), progress=False)["encoded_now"] == 0
+
+
+def test_probes_linear_vs_noise():
+    from vasa.eval.probes import LATENT_BARS, RidgeProbe, probe_r2
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=5)
+    x_fit, x_ev = rng.normal(size=(400, 5)), rng.normal(size=(300, 5))
+    assert probe_r2(x_fit, x_fit @ w, x_ev, x_ev @ w, groups_fit=np.arange(400) // 20) > 0.999
+    assert abs(probe_r2(x_fit, rng.normal(size=400), x_ev, rng.normal(size=300))) < 0.05
+    assert np.isnan(RidgeProbe().fit(x_fit, x_fit @ w).score(x_ev, np.zeros(300))[0])  # constant target
+    assert [b.passed(0.97) for b in LATENT_BARS[:1]] == [True] and not LATENT_BARS[-1].passed(0.5)
+
+
+def test_dlib_identity_wrapper():
+    import skimage.data
+    from vasa.eval.identity import DlibFaceEmbedder
+    emb = DlibFaceEmbedder()
+    a = skimage.data.astronaut()
+    e = emb.embed(a)
+    assert e.shape == (128,) and abs(np.linalg.norm(e) - 1) < 1e-5 and emb.last_detected
+    same = float(emb.similarity(a, [a])[0])
+    others = emb.similarity(a, [skimage.data.chelsea(), skimage.data.coffee()])
+    assert same > 0.999 and (others < same - 0.05).all(), (same, others)
+
+
+@pytest.mark.slow
+def test_notebooks_02_03_smoke(corpus, tmp_path):
+    import papermill as pm
+
+    over = [f"train_latent.corpus={corpus}", f"train_latent.out={tmp_path / 'latent'}",
+            f"train_latent.work_dir={tmp_path / 'run'}", f"train_latent.identity_out={tmp_path / 'identity'}",
+            f"train_latent.identity_work_dir={tmp_path / 'identity_run'}",
+            f"export_motion.corpus={corpus}", f"export_motion.model={tmp_path / 'latent'}",
+            f"export_motion.out={tmp_path / 'motion'}"]
+    for nb, extra in (("02_train_latent", dict(figures_dir=str(tmp_path / "figures"))), ("03_export_motion", {})):
+        pm.execute_notebook(
+            str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"), cwd=str(tmp_path),
+            kernel_name="python3", progress_bar=False,
+            parameters=dict(params_file=str(ROOT / "params.yaml"), profile="smoke", overrides=over,
+                            metrics_file=str(tmp_path / f"{nb}.json"), **extra))
+    m = json.loads((tmp_path / "02_train_latent.json").read_text())
+    assert {"self_reenactment", "cross_identity", "probes", "probe_bars", "transfer", "identity"} <= set(m)
+    assert m["self_reenactment"]["pairs"] == 8 and "psnr_copy" in m["self_reenactment"]
+    assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {
+        "self_reenactment.png", "cross_identity.png", "transfer.png"}
+    e = json.loads((tmp_path / "03_export_motion.json").read_text())
+    assert e["pose_dim"] == 6 and e["clips"] > 0
+    out = json.loads((tmp_path / "02_train_latent.ipynb").read_text())
+    images = sum("image/png" in o.get("data", {}) for c in out["cells"] for o in c.get("outputs", []))
+    assert images >= 5  # curves, samples, PSNR plots, reenactment grid, cross-identity grid, transfer

@@ -1,0 +1,192 @@
+"""Training task of the face latent space (stage 1) for the shared loop :func:`vasa.train.train`.
+
+Modules: ``model`` (:class:`FaceLatentModel`, the generator, EMA-tracked), ``disc``
+(:class:`PatchDiscriminator`) and, when ``w_cross_id > 0``, ``ident`` (the frozen
+:class:`~vasa.latent.identity.FaceIdentityNet`, in no optimizer group). Optimizer groups are stepped
+in the order ``disc`` then ``gen``; one forward pass serves both (the loop back-propagates each
+group's loss into its own parameters only).
+
+Per micro-batch of :class:`~vasa.data.frames.FramePairs` (source i, driver j of one clip, a frame of
+another identity), with images ``B x 3 x S x S`` in [-1, 1]::
+
+    recon    = decode(V_app^i, z_id^i, z_pose^j, z_dyn^j)     -> w_rec * ReconstructionLoss(recon, driver)
+    consist  = decode(V_app^j, z_id^j, z_pose^i, z_dyn^j) vs
+               decode(V_app^i, z_id^i, z_pose^i, z_dyn^j)     -> w_consist * l_consist   (every consist_every steps)
+    cross    = decode(V_app^i, z_id^i, motion of the other)    -> w_cross_id * l_cross_id (every cross_every steps)
+    GAN      = hinge loss + feature matching on recon          -> w_adv, w_fm             (from step adv_start)
+    regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
+                of the driver, z_pose/z_dyn decorrelation, flow smoothness
+    optional  = w_sup_pose * SupervisedPoseLoss (ground-truth labels; 0 by default, an ablation)
+
+No ground-truth label enters the default losses; labels are only read by the evaluation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from vasa.data.corpus import Corpus
+from vasa.data.frames import FramePairs
+from vasa.errors import VasaError
+from vasa.latent import losses as L
+from vasa.latent.config import latent_config
+from vasa.latent.model import FaceLatentModel
+from vasa.train import OptimGroup, TrainTask
+
+LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose")
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """3 x H x W in [-1, 1] -> H x W x 3 uint8."""
+    return ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()
+
+
+def reenactment_grid(model: FaceLatentModel, batch: dict[str, torch.Tensor]) -> np.ndarray:
+    """Rows: source, driver, reconstruction (source with the driver's motion), other identity,
+    cross-identity (source with the other's motion); one column per item. -> uint8 image."""
+    from vasa.viz import image_grid
+
+    out = model(batch["source"], batch["driver"], other=batch["other"])
+    rows = [batch["source"], batch["driver"], out["recon"], batch["other"], out["cross"]]
+    ims = [to_uint8(r[i]) for r in rows for i in range(len(batch["source"]))]
+    return image_grid(ims, cols=len(batch["source"]))
+
+
+class LatentTask(TrainTask):
+    """The face latent space as a :class:`~vasa.train.TrainTask` (see the module docstring)."""
+
+    def __init__(self, corpus: str, size: str = "S", warp_backend: str = "5d", kinds=("speech",),
+                 dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
+                 seed: int = 0, sample_items: int = 6, **weights: float):
+        unknown = set(weights) - set(LOSS_WEIGHTS)
+        if unknown:
+            raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
+        self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
+                      w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
+                      w_sup_pose=0.0)
+        self.w.update(weights)
+        self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
+        self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
+        self.sample_items = sample_items
+        self.model_cfg = latent_config(size, warp_backend=warp_backend)
+        res = Corpus(self.corpus).schema.get("resolution")
+        self.resize = self.model_cfg.image_size if res != self.model_cfg.image_size else None
+        self.rec = L.ReconstructionLoss(ssim=self.w["rec_ssim"])
+        self.consist = L.ConsistencyLoss()
+        self.adv, self.fm = L.AdversarialLoss("hinge"), L.FeatureMatchingLoss()
+        self.equiv, self.flip = L.PoseEquivarianceLoss(), L.FlipEquivarianceLoss()
+        self.decorr, self.warp = L.PoseDynDecorrelationLoss(), L.WarpSmoothnessLoss()
+        self.sup = None
+        if self.w["w_sup_pose"] > 0:
+            self.sup = L.SupervisedPoseLoss(Corpus(self.corpus).param_names)
+        self._sample_batch: dict[str, torch.Tensor] | None = None
+
+    # ---- what the loop needs ----
+    def build_model(self) -> dict[str, nn.Module]:
+        mods: dict[str, nn.Module] = {"model": FaceLatentModel(self.model_cfg), "disc": L.PatchDiscriminator()}
+        if self.w["w_cross_id"] > 0:
+            if not self.identity:
+                raise VasaError("w_cross_id > 0 needs an identity embedder (train_identity first, or set w_cross_id=0)")
+            from vasa.latent.identity import load_identity
+            mods["ident"] = load_identity(self.identity)
+        return mods
+
+    def optim_groups(self) -> list[OptimGroup]:
+        return [OptimGroup("disc", ["disc"], lr=self.lr_disc, betas=(0.5, 0.999)), OptimGroup("gen", ["model"])]
+
+    def ema_modules(self) -> list[str]:
+        return ["model"]
+
+    def dataset(self) -> Dataset:
+        return FramePairs(self.corpus, "train", kind=tuple(self.kinds), size=self.dataset_size, seed=self.seed,
+                          with_params=self.sup is not None, resize=self.resize)
+
+    def loss(self, m: dict[str, nn.Module], batch: dict[str, torch.Tensor], step: int, **kw: Any):
+        w, model = self.w, m["model"]
+        src, drv = batch["source"], batch["driver"]
+        do_consist = w["w_consist"] > 0 and step % w["consist_every"] == 0
+        do_cross = w["w_cross_id"] > 0 and step % w["cross_every"] == 0
+        do_gan = (w["w_adv"] > 0 or w["w_fm"] > 0) and step >= w["adv_start"]
+        out = model(src, drv, other=batch["other"] if do_cross else None, consistency=do_consist)
+        recon = out["recon"]
+        metrics: dict[str, Any] = {}
+        rec = self.rec(recon, drv)
+        gen = w["w_rec"] * rec
+        metrics["rec"] = rec
+        metrics["l1"] = (recon - drv).abs().mean()
+        if do_consist:
+            c = self.consist(out["consist_a"], out["consist_b"])
+            gen = gen + w["w_consist"] * c
+            metrics["consist"] = c
+        if do_cross:
+            c = L.CrossIdentityLoss(m["ident"])(src, out["cross"])
+            gen = gen + w["w_cross_id"] * c
+            metrics["cross_id"] = c
+        if w["w_equiv"] > 0:
+            e = self.equiv(model, drv, z_pose=out["z_pose_drv"])
+            gen = gen + w["w_equiv"] * e
+            metrics["equiv"] = e
+        if w["w_flip"] > 0:
+            f = self.flip(model, drv, out["z_pose_drv"], out["z_dyn_drv"])
+            gen = gen + w["w_flip"] * f
+            metrics["flip"] = f
+        if w["w_decorr"] > 0 and len(src) > 1:
+            d = self.decorr(torch.cat([out["z_pose_src"], out["z_pose_drv"]]),
+                            torch.cat([out["z_dyn_src"], out["z_dyn_drv"]]))
+            gen = gen + w["w_decorr"] * d
+            metrics["decorr"] = d
+        if w["w_warp"] > 0:
+            s = self.warp(out["flow_canon"], out["flow_drive"])
+            gen = gen + w["w_warp"] * s
+            metrics["warp"] = s
+        if self.sup is not None:
+            s = self.sup(torch.cat([out["z_pose_src"], out["z_pose_drv"]]),
+                         torch.cat([batch["source_params"], batch["driver_params"]]), self.model_cfg.rot_repr)
+            gen = gen + w["w_sup_pose"] * s
+            metrics["sup_pose"] = s
+        losses: dict[str, torch.Tensor] = {}
+        if do_gan:
+            D = m["disc"]
+            real = D(drv)
+            losses["disc"] = self.adv.discriminator(real, D(recon.detach()))
+            fake = D(recon)
+            g_adv, g_fm = self.adv.generator(fake), self.fm(real, fake)
+            gen = gen + w["w_adv"] * g_adv + w["w_fm"] * g_fm
+            metrics.update(g_adv=g_adv, fm=g_fm)
+        with torch.no_grad():  # collapse monitors: spread of the motion codes over the batch
+            metrics["z_pose_std"] = out["z_pose_drv"].std(0).mean() if len(drv) > 1 else out["z_pose_drv"].sum() * 0
+            metrics["z_dyn_std"] = out["z_dyn_drv"].std(0).mean() if len(drv) > 1 else out["z_dyn_drv"].sum() * 0
+        metrics["psnr"] = 10 * torch.log10(4.0 / ((recon.detach() - drv) ** 2).mean().clamp_min(1e-10))
+        losses["gen"] = gen
+        return losses, metrics
+
+    def samples(self, m: dict[str, nn.Module], step: int) -> dict[str, np.ndarray]:
+        if self._sample_batch is None:
+            self._sample_batch = self._held_out_batch()
+        dev = next(m["model"].parameters()).device
+        batch = {k: v.to(dev) for k, v in self._sample_batch.items() if isinstance(v, torch.Tensor)}
+        return {"reenactment": reenactment_grid(m["model"], batch)}
+
+    def _held_out_batch(self) -> dict[str, torch.Tensor]:
+        """Fixed pairs from the val split (held-out identities), else from train."""
+        from torch.utils.data import default_collate
+
+        for split in ("val", "train"):
+            try:
+                ds = FramePairs(self.corpus, split, kind="speech", size=self.sample_items, seed=self.seed + 99,
+                                resize=self.resize)
+            except VasaError:
+                continue
+            return default_collate([ds[k] for k in range(self.sample_items)])
+        raise VasaError(f"no split of {self.corpus} has two identities with speech clips for the sample grid")
+
+    def config(self) -> dict[str, Any]:
+        return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
+                    dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
+                    seed=self.seed, model=self.model_cfg.to_dict(), **self.w)

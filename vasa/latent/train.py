@@ -1,0 +1,169 @@
+"""Entry point of the ``train_latent`` stage: identity embedder, then the face latent space, then export.
+
+>>> from vasa.config import load_params, latent_kwargs
+>>> summary = train_latent(**latent_kwargs(load_params("params.yaml").train_latent))
+>>> model = load_latent("models/latent")          # FaceLatentModel, EMA weights, eval mode
+
+Outputs: ``identity_out`` (the frozen identity embedder, when ``w_cross_id > 0``), ``work_dir``
+(checkpoints + dvclive of the latent run; an interrupted run resumes from there), ``out``
+(``model.safetensors`` with the EMA weights of the :class:`FaceLatentModel` under the name
+``model`` + ``config.json`` holding ``{"latent": LatentModelConfig, "size", "task", "train", "steps"}``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vasa.errors import VasaError
+from vasa.latent.config import LatentModelConfig
+from vasa.latent.model import FaceLatentModel
+from vasa.latent.task import LatentTask
+from vasa.train import Checkpoint, latest_checkpoint, load_pretrained, save_pretrained, train
+from vasa.train.checkpoint import load_module_tensors
+
+
+def train_latent(
+    corpus: str = "data/corpus",           # prepared corpus (train split for training, val for samples)
+    out: str = "models/latent",            # export: model.safetensors + config.json
+    work_dir: str = "runs/latent",         # checkpoints + dvclive (resumable)
+    size: str = "S",                       # named model size (vasa.latent.config.LATENT_SIZES)
+    warp_backend: str = "5d",              # "5d" | "2d" (the same values; 2d for MPS/ONNX/TensorRT)
+    kinds: list | tuple = ("speech",),     # clip kinds for frame pairs ("speech", "gallery")
+    steps: int = 1600,                     # optimizer steps
+    batch_size: int = 8,                   # frame pairs per step
+    lr: float = 5e-4,                      # generator (AdamW)
+    lr_disc: float = 2e-4,                 # discriminator (AdamW, betas 0.5 / 0.999)
+    warmup_steps: int = 100,
+    lr_schedule: str = "cosine",
+    grad_clip: float = 1.0,
+    ema_decay: float = 0.995,
+    w_rec: float = 1.0,                    # L1 + Laplacian pyramid + rec_ssim * (1 - MS-SSIM)
+    rec_ssim: float = 0.5,
+    w_consist: float = 1.0,                # VASA-1 l_consist
+    consist_every: int = 4,
+    w_cross_id: float = 0.2,               # VASA-1 l_cross_id (frozen identity embedder)
+    cross_every: int = 4,
+    w_adv: float = 0.05,                   # hinge GAN (generator side)
+    w_fm: float = 0.5,                     # discriminator feature matching
+    adv_start: int = 1200,                 # GAN terms from this step on
+    w_equiv: float = 0.2,                  # z_pose equivariance to similarity transforms
+    w_flip: float = 0.1,                   # mirror equivariance of z_pose, near-invariance of z_dyn
+    w_decorr: float = 0.1,                 # z_pose / z_dyn cross-correlation
+    w_warp: float = 0.01,                  # flow smoothness
+    w_sup_pose: float = 0.0,               # ground-truth pose supervision (ablation only; 0 = off)
+    log_every: int = 25,
+    sample_every: int = 400,
+    checkpoint_every: int = 200,
+    num_workers: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+    identity_out: str = "models/identity",  # identity embedder export
+    identity_work_dir: str = "runs/identity",
+    identity_steps: int = 300,
+    identity_batch: int = 32,               # identities per step (two views each)
+    identity_lr: float = 1e-3,
+    identity_size: int = 64,                # embedder input resolution
+    identity_speech_frames: float = 0.3,    # share of views drawn from speech clips (else gallery)
+    progress: bool = True,
+    stop_at_step: int | None = None,        # end this call early (checkpointed); the next call resumes
+) -> dict[str, Any]:
+    """Train (or resume) the identity embedder and the face latent space; export the EMA model to
+    ``out``. Returns ``{"identity": seconds, "latent": final loop metrics, "seconds", "steps_per_s"}``."""
+    if not Path(corpus, "manifest.jsonl").is_file():
+        raise VasaError(f"no corpus at {corpus}: run `dvc repro prepare` (or `vasa synth --out {corpus}`) first")
+    settings = {k: v for k, v in locals().items() if k != "corpus"} | {"corpus": str(Path(corpus).resolve())}
+    summary: dict[str, Any] = {}
+    identity = None
+    if w_cross_id > 0:
+        from vasa.latent.identity import train_identity
+
+        t0 = time.perf_counter()
+        train_identity(corpus, identity_out, identity_work_dir, identity_steps, identity_batch, identity_lr,
+                       identity_size, identity_speech_frames, seed, device, num_workers, progress)
+        summary["identity_seconds"] = time.perf_counter() - t0
+        identity = identity_out
+    weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
+                   w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
+                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose)
+    task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
+                      identity=identity, seed=seed, **weights)
+    prepare_work_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
+    start = _current_step(work_dir)
+    t0 = time.perf_counter()
+    metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
+                    lr_schedule=lr_schedule, grad_clip=grad_clip, ema_decay=ema_decay, log_every=log_every,
+                    sample_every=sample_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                    num_workers=num_workers, progress=progress, stop_at_step=stop_at_step, export=False)
+    seconds = time.perf_counter() - t0
+    summary.update(latent=metrics, seconds=seconds,
+                   steps_per_s=(metrics["step"] - start) / seconds if seconds > 0 else 0.0)
+    if metrics["step"] == steps:
+        export_latent(work_dir, out, task, steps)
+    return summary
+
+
+# knobs that change neither the weights nor the data order: a run may resume across them
+_RESUMABLE = {"progress", "stop_at_step", "num_workers", "log_every", "sample_every", "checkpoint_every", "device",
+              "out", "work_dir"}
+
+
+def prepare_work_dir(work_dir: str | Path, settings: dict[str, Any]) -> bool:
+    """Whether a run in ``work_dir`` may resume: True when its ``run.json`` holds the same settings
+    (ignoring ``_RESUMABLE`` knobs). Otherwise its checkpoints are removed and ``run.json`` rewritten,
+    so changing ``params.yaml`` and re-running the stage starts a fresh run instead of failing."""
+    import json
+    import shutil
+
+    from vasa.io.atomic import write_json
+
+    path = Path(work_dir) / "run.json"
+    key = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if k not in _RESUMABLE}
+    same = path.is_file() and json.loads(path.read_text()) == json.loads(json.dumps(key))
+    if not same:
+        if (Path(work_dir) / "checkpoints").exists():
+            print(f"{work_dir}: settings changed since the last run, starting over")
+        shutil.rmtree(Path(work_dir) / "checkpoints", ignore_errors=True)
+        shutil.rmtree(Path(work_dir) / "dvclive", ignore_errors=True)
+        write_json(path, key)
+    return same
+
+
+def _current_step(work_dir: str | Path) -> int:
+    path = latest_checkpoint(Path(work_dir) / "checkpoints")
+    return 0 if path is None else int(path.name.split("-")[-1])
+
+
+def export_latent(work_dir: str | Path, out: str | Path, task: LatentTask, steps: int) -> Path:
+    """Write the EMA weights of the newest checkpoint's ``model`` to ``out`` (save_pretrained layout)."""
+    path = latest_checkpoint(Path(work_dir) / "checkpoints")
+    if path is None:
+        raise VasaError(f"no checkpoint in {work_dir}: train first")
+    c = Checkpoint(path)
+    model = FaceLatentModel(task.model_cfg)
+    load_module_tensors({"model": model}, c.ema or c.weights)
+    cfg = {"latent": task.model_cfg.to_dict(), "size": task.size, "task": task.config(),
+           "train": c.state["config"]["train"], "steps": c.step}
+    return save_pretrained(out, {"model": model}, cfg)
+
+
+def load_latent(directory: str | Path = "models/latent", device: str | torch.device = "cpu") -> FaceLatentModel:
+    """The exported face latent model (EMA weights), in eval mode without gradients."""
+    cfg, _ = load_pretrained(directory)
+    model = FaceLatentModel(LatentModelConfig.from_dict(cfg["latent"]))
+    load_pretrained(directory, {"model": model})
+    return model.to(device).eval().requires_grad_(False)
+
+
+def latent_fingerprint(directory: str | Path) -> str:
+    """A short hash of the exported weights (motion files record which model encoded them)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(Path(directory) / "model.safetensors", "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
