@@ -49,6 +49,28 @@ def _cmd_ingest(a: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_detect(a: argparse.Namespace) -> int:
+    import json
+
+    from vasa.watermark.detect import detect_file
+
+    results, unmarked, bad = [], 0, 0
+    for path in a.videos:
+        try:
+            d = detect_file(path, key=a.key)
+        except VasaError as e:
+            bad += 1
+            print(f"vasa: error: {e}", file=sys.stderr)
+            continue
+        unmarked += not d.found
+        results.append(d.as_dict())
+        if not a.json:
+            print(d.summary())
+    if a.json:
+        print(json.dumps(results, indent=2))
+    return 2 if bad else (1 if unmarked else 0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vasa", description="vasa: audio-driven talking faces (VASA-1, open).")
     sub = p.add_subparsers(dest="command", required=True)
@@ -79,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-align", action="store_true", help="skip phone alignment of transcripts (<video>.txt)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=_cmd_ingest)
+
+    d = sub.add_parser("detect", help="is this video vasa-generated? watermark, payload, confidence, provenance",
+                       description="Search each video (>= 2 s) for the vasa watermark and read its provenance "
+                                   "(mp4 tag, C2PA). Exit 0: every file marked; 1: some file unmarked; 2: bad input.")
+    d.add_argument("videos", nargs="+", help="video files (mp4, mov, webm, ...; partial clips of 2 s or more work)")
+    d.add_argument("--key", help="watermark key (default: $VASA_WATERMARK_KEY or the public vasa key)")
+    d.add_argument("--json", action="store_true", help="print one JSON list with every detail instead of one line per file")
+    d.set_defaults(func=_cmd_detect)
     return p
 
 

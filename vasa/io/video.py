@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from vasa.errors import VasaError
 from vasa.io.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from vasa.watermark import Watermarker
 
 
 def write_mp4(
@@ -20,11 +24,14 @@ def write_mp4(
     sr: int = 16000,
     crf: int = 18,
     metadata: dict[str, str] | None = None,
+    watermark: "Watermarker | None" = None,
 ) -> Path:
     """Write frames (and mono audio) to an H.264 + AAC mp4, atomically.
 
     Height and width must be even (yuv420p). The audio is written in 1024-sample chunks with
-    explicit pts so both streams start at 0 and the durations match.
+    explicit pts so both streams start at 0 and the durations match. With ``watermark`` (a
+    :class:`vasa.watermark.Watermarker`) every frame is marked, its provenance tags are added to
+    ``metadata`` and, when it carries a signer, the finished file is C2PA-signed before the rename.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -33,6 +40,8 @@ def write_mp4(
     if h % 2 or w % 2:
         raise VasaError(f"write_mp4 needs even frame sizes for H.264, got {w}x{h}")
     path = Path(path)
+    if watermark is not None:
+        metadata = {**(metadata or {}), **watermark.metadata()}
     with atomic_path(path, suffix=".mp4") as tmp:
         with av.open(str(tmp), mode="w", format="mp4") as out:
             for k, v in (metadata or {}).items():
@@ -47,7 +56,8 @@ def write_mp4(
                 ast.layout = "mono"
                 ast.codec_context.time_base = Fraction(1, sr)
             for i in range(t):
-                vf = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame = frames[i] if watermark is None else watermark.mark_frame(frames[i])
+                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
                 vf.pts = i
                 for pkt in vs.encode(vf):
                     out.mux(pkt)
@@ -64,6 +74,8 @@ def write_mp4(
                         out.mux(pkt)
                 for pkt in ast.encode():
                     out.mux(pkt)
+        if watermark is not None:
+            watermark.seal(tmp, title=path.name)
     return path
 
 
