@@ -305,20 +305,6 @@ def test_sharding_union_equals_full_run_and_resume(tmp_path):
         ingest(src, tmp_path / "parts", **dict(opts, resolution=128))
 
 
-def _audio_only(path):
-    with av.open(str(path), "w", format="mp4") as out:
-        st = out.add_stream("aac", rate=16000)
-        st.layout = "mono"
-        a = _speechlike(25)
-        for s in range(0, len(a), 1024):
-            fr = av.AudioFrame.from_ndarray(a[None, s:s + 1024].copy(), format="flt", layout="mono")
-            fr.sample_rate, fr.pts = 16000, s
-            for p in st.encode(fr):
-                out.mux(p)
-        for p in st.encode():
-            out.mux(p)
-
-
 def test_bad_inputs_are_skipped_with_reasons(tmp_path):
     src = tmp_path / "src"
     src.mkdir()
@@ -328,7 +314,7 @@ def test_bad_inputs_are_skipped_with_reasons(tmp_path):
     (src / "garbage.mp4").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
     (src / "truncated.mp4").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
     write_mp4(src / "no_audio.mp4", frames)
-    _audio_only(src / "audio_only.mp4")
+    write_mp4(src / "audio_only.mp4", None, audio=_speechlike(25))
     write_mp4(src / "no_face.mp4", np.stack([_canvas(96, 96, 80 + k) for k in range(20)]), audio=_speechlike(20))
     write_mp4(src / "one_frame.mp4", frames[:1], audio=_speechlike(1))
     stats = ingest(src, tmp_path / "out", **dict(FAST, min_frames=10, resolution=96))

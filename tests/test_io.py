@@ -104,3 +104,13 @@ def test_incomplete_shard_is_detected(tmp_path):
     assert not shard_complete(path)
     with pytest.raises(VasaError, match="incomplete"):
         Shard(path)
+
+
+def test_mp4_audio_only(tmp_path):
+    sr = 16000
+    audio = (0.2 * np.sin(2 * np.pi * 300 * np.arange(sr) / sr)).astype(np.float32)
+    path = write_mp4(tmp_path / "a.mp4", None, audio=audio, sr=sr)
+    with pytest.raises(VasaError, match="no video stream"):
+        read_mp4(path)
+    with pytest.raises(VasaError, match="frames, audio, or both"):
+        write_mp4(tmp_path / "b.mp4", None)

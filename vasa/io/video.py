@@ -16,9 +16,30 @@ if TYPE_CHECKING:
     from vasa.watermark import Watermarker
 
 
+def _audio_stream(out, sr: int):
+    """Add a mono AAC stream (every stream must exist before the first packet is muxed)."""
+    ast = out.add_stream("aac", rate=sr)
+    ast.layout = "mono"
+    ast.codec_context.time_base = Fraction(1, sr)
+    return ast
+
+
+def _mux_audio(out, ast, audio: np.ndarray, sr: int) -> None:
+    """Encode mono float audio into ``ast``: 1024-sample chunks with explicit pts from 0."""
+    a = np.clip(np.asarray(audio, np.float32).reshape(-1), -1, 1)
+    for start in range(0, len(a), 1024):
+        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[None, start:start + 1024]), format="flt",
+                                        layout="mono")
+        af.sample_rate, af.pts = sr, start
+        for pkt in ast.encode(af):
+            out.mux(pkt)
+    for pkt in ast.encode():
+        out.mux(pkt)
+
+
 def write_mp4(
     path: str | Path,
-    frames: np.ndarray,  # T x H x W x 3 uint8 RGB
+    frames: np.ndarray | None,  # T x H x W x 3 uint8 RGB; None writes an audio-only mp4
     fps: int = 25,
     audio: np.ndarray | None = None,  # S float32 mono in [-1, 1]
     sr: int = 16000,
@@ -29,16 +50,22 @@ def write_mp4(
     """Write frames (and mono audio) to an H.264 + AAC mp4, atomically.
 
     Height and width must be even (yuv420p). The audio is written in 1024-sample chunks with
-    explicit pts so both streams start at 0 and the durations match. With ``watermark`` (a
-    :class:`vasa.watermark.Watermarker`) every frame is marked, its provenance tags are added to
-    ``metadata`` and, when it carries a signer, the finished file is C2PA-signed before the rename.
+    explicit pts so both streams start at 0 and the durations match. ``frames=None`` writes the
+    audio alone (an AAC-only mp4). With ``watermark`` (a :class:`vasa.watermark.Watermarker`)
+    every frame is marked, its provenance tags are added to ``metadata`` and, when it carries a
+    signer, the finished file is C2PA-signed before the rename.
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise VasaError(f"write_mp4 needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
-    t, h, w, _ = frames.shape
-    if h % 2 or w % 2:
-        raise VasaError(f"write_mp4 needs even frame sizes for H.264, got {w}x{h}")
+    if frames is None:
+        if audio is None:
+            raise VasaError("write_mp4 needs frames, audio, or both")
+        t = h = w = 0
+    else:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise VasaError(f"write_mp4 needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
+        t, h, w, _ = frames.shape
+        if h % 2 or w % 2:
+            raise VasaError(f"write_mp4 needs even frame sizes for H.264, got {w}x{h}")
     path = Path(path)
     if watermark is not None:
         metadata = {**(metadata or {}), **watermark.metadata()}
@@ -46,35 +73,24 @@ def write_mp4(
         with av.open(str(tmp), mode="w", format="mp4") as out:
             for k, v in (metadata or {}).items():
                 out.metadata[k] = v
-            vs = out.add_stream("libx264", rate=fps)
-            vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-            vs.options = {"crf": str(crf), "preset": "veryfast"}
-            vs.codec_context.time_base = Fraction(1, fps)
-            ast = None
-            if audio is not None:
-                ast = out.add_stream("aac", rate=sr)
-                ast.layout = "mono"
-                ast.codec_context.time_base = Fraction(1, sr)
-            for i in range(t):
-                frame = frames[i] if watermark is None else watermark.mark_frame(frames[i])
-                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                vf.pts = i
-                for pkt in vs.encode(vf):
-                    out.mux(pkt)
-            for pkt in vs.encode():
-                out.mux(pkt)
-            if ast is not None:
-                a = np.clip(np.asarray(audio, np.float32), -1, 1)
-                for start in range(0, len(a), 1024):
-                    chunk = a[start:start + 1024][None, :]
-                    af = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk), format="flt", layout="mono")
-                    af.sample_rate = sr
-                    af.pts = start
-                    for pkt in ast.encode(af):
+            if frames is not None:
+                vs = out.add_stream("libx264", rate=fps)
+                vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
+                vs.options = {"crf": str(crf), "preset": "veryfast"}
+                vs.codec_context.time_base = Fraction(1, fps)
+            ast = _audio_stream(out, sr) if audio is not None else None
+            if frames is not None:
+                for i in range(t):
+                    frame = frames[i] if watermark is None else watermark.mark_frame(frames[i])
+                    vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+                    vf.pts = i
+                    for pkt in vs.encode(vf):
                         out.mux(pkt)
-                for pkt in ast.encode():
+                for pkt in vs.encode():
                     out.mux(pkt)
-        if watermark is not None:
+            if ast is not None:
+                _mux_audio(out, ast, audio, sr)
+        if watermark is not None and frames is not None:
             watermark.seal(tmp, title=path.name)
     return path
 
