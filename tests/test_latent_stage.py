@@ -16,7 +16,8 @@ from vasa.train import latest_checkpoint
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(size="tiny", batch_size=2, warmup_steps=1, consist_every=2, cross_every=2, adv_start=2, w_adv=0.05,
             w_fm=1.0, w_cross_id=0.2, log_every=1, sample_every=0, checkpoint_every=2, num_workers=0,
-            device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32)
+            device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32,
+            guide_frames=4)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_latent_task_trains_and_resumes_bit_identically(trained):
     m = trained["a"]["latent"]
     assert m["step"] == 4 and np.isfinite(m["loss_gen"]) and np.isfinite(m["loss_disc"])
     logged = {f.stem for f in (root / "a" / "run" / "dvclive" / "plots" / "metrics").glob("*.tsv")}
-    assert {"rec", "consist", "cross_id", "equiv", "decorr", "fm", "g_adv", "psnr", "loss_disc"} <= logged
+    assert {"rec", "consist", "cross_id", "equiv", "decorr", "fm", "g_adv", "psnr", "loss_disc", "guide"} <= logged
     for kind in ("model", "ema"):
         wa = load_file(str(latest_checkpoint(root / "a" / "run" / "checkpoints") / f"{kind}.safetensors"))
         wb = load_file(str(latest_checkpoint(root / "b" / "run" / "checkpoints") / f"{kind}.safetensors"))
@@ -139,7 +140,7 @@ def test_notebooks_02_03_smoke(corpus, tmp_path):
             f"train_latent.identity_work_dir={tmp_path / 'identity_run'}",
             f"export_motion.corpus={corpus}", f"export_motion.model={tmp_path / 'latent'}",
             f"export_motion.out={tmp_path / 'motion'}"]
-    for nb, extra in (("02_train_latent", dict(figures_dir=str(tmp_path / "figures"))), ("03_export_motion", {})):
+    for nb, extra in (("02_train_latent", dict(figures_dir=str(tmp_path / "figures"))), ("02b_export_motion", {})):
         pm.execute_notebook(
             str(ROOT / "notebooks" / f"{nb}.ipynb"), str(tmp_path / f"{nb}.ipynb"), cwd=str(tmp_path),
             kernel_name="python3", progress_bar=False,
@@ -150,7 +151,7 @@ def test_notebooks_02_03_smoke(corpus, tmp_path):
     assert m["self_reenactment"]["pairs"] == 8 and "psnr_copy" in m["self_reenactment"]
     assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {
         "self_reenactment.png", "cross_identity.png", "transfer.png"}
-    e = json.loads((tmp_path / "03_export_motion.json").read_text())
+    e = json.loads((tmp_path / "02b_export_motion.json").read_text())
     assert e["pose_dim"] == 6 and e["clips"] > 0
     out = json.loads((tmp_path / "02_train_latent.ipynb").read_text())
     images = sum("image/png" in o.get("data", {}) for c in out["cells"] for o in c.get("outputs", []))

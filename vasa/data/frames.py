@@ -6,7 +6,9 @@
 * ``other``: a frame of a clip of a *different* identity (for the cross-identity loss),
 * ``identity`` / ``other_identity``: integer ids of the identities (indices into ``.identities``),
 * with ``with_params=True``: ``source_params``, ``driver_params``, ``other_params`` (P,) ground
-  truth, for evaluation probes only (never for the default losses).
+  truth, for evaluation probes only (never for the default losses);
+* with ``guide`` (a :class:`vasa.latent.guidance.Guidance`): source and driver are drawn among the
+  guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets.
 
 Deterministic per index (and ``seed``). Without ``size`` the dataset has one item per frame of the
 selected clips (that frame is the source); with ``size`` items draw a clip (frame-weighted) and a
@@ -81,10 +83,13 @@ class FramePairs(Dataset):
     """
 
     def __init__(self, corpus_root, split: str = "train", kind=("speech",), size: int | None = None, seed: int = 0,
-                 with_params: bool = False, resize: int | None = None):
+                 with_params: bool = False, resize: int | None = None, guide=None):
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         self.corpus = Corpus(corpus_root)
+        self.guide = guide
         recs = [r for k in kinds for r in self.corpus.records(split=split, kind=k)]
+        if guide is not None:  # only clips with 2+ guided frames; frames index guide.frames[id]
+            recs = [r for r in recs if len(guide.frames.get(r["id"], ())) >= 2]
         self.records = sorted((r for r in recs if r["n_frames"] >= 2), key=lambda r: r["id"])
         if not self.records:
             raise VasaError(f"no clip of kind {kinds} with 2+ frames in split {split!r} of {corpus_root}")
@@ -93,7 +98,8 @@ class FramePairs(Dataset):
             raise VasaError(f"split {split!r} of {corpus_root} has one identity: cross-identity pairs need two")
         self._id_index = {n: i for i, n in enumerate(self.identities)}
         self.clip_ident = np.array([self._id_index[str(r["identity"])] for r in self.records])
-        self.n_frames = np.array([r["n_frames"] for r in self.records], np.int64)
+        self.n_frames = np.array([len(guide.frames[r["id"]]) if guide is not None else r["n_frames"]
+                                  for r in self.records], np.int64)
         self.cum = np.concatenate([[0], np.cumsum(self.n_frames)])
         self.size, self.seed, self.with_params, self.resize = size, seed, with_params, resize
         self._shards: dict[str, _ShardView] = {}
@@ -131,8 +137,15 @@ class FramePairs(Dataset):
         others = np.flatnonzero(self.clip_ident != self.clip_ident[c])
         o = int(others[rng.integers(len(others))])
         to = int(rng.integers(self.n_frames[o]))
+        item: dict = {}
+        if self.guide is not None:  # positions among the guided frames -> frame numbers
+            cid, oid = self.records[c]["id"], self.records[o]["id"]
+            i, j = int(self.guide.frames[cid][i]), int(self.guide.frames[cid][j])
+            to = int(self.guide.frames[oid][to])
+            item.update(source_guide=torch.from_numpy(self.guide.target(cid, i).copy()),
+                        driver_guide=torch.from_numpy(self.guide.target(cid, j).copy()))
         (src, ps), (drv, pd), (oth, po) = self._load(c, i), self._load(c, j), self._load(o, to)
-        item = dict(source=src, driver=drv, other=oth, identity=int(self.clip_ident[c]),
+        item.update(source=src, driver=drv, other=oth, identity=int(self.clip_ident[c]),
                     other_identity=int(self.clip_ident[o]))
         if self.with_params:
             item.update(source_params=ps, driver_params=pd, other_params=po)

@@ -6,7 +6,8 @@ with a ``PatchDiscriminator``, ``ConsistencyLoss`` (VASA-1's l_consist), ``Cross
 (l_cross_id, with a frozen :class:`IdentityEmbedder` trained on the corpus gallery), and the
 regularisers ``PoseEquivarianceLoss``, ``FlipEquivarianceLoss``, ``PoseDynDecorrelationLoss``,
 ``WarpSmoothnessLoss``.
-``SupervisedPoseLoss`` uses ground-truth labels: an optional probe/ablation, never in the default.
+``GuidanceLoss`` (landmark guidance from MediaPipe estimates, :mod:`vasa.latent.guidance`) is
+re-exported here. ``SupervisedPoseLoss`` uses ground-truth labels: an optional probe/ablation, never in the default.
 No loss needs downloaded weights.
 """
 
@@ -19,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vasa.latent import pose as P
+from vasa.latent.guidance import GuidanceLoss  # noqa: F401  (one place to find every loss)
 
 
 def _laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:

@@ -16,9 +16,12 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
     GAN      = hinge loss + feature matching on recon          -> w_adv, w_fm             (from step adv_start)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
+    guidance  = w_guide * GuidanceLoss: MediaPipe landmark estimates (yaw/pitch/roll -> z_pose, mouth /
+                eye / gaze -> the first 5 z_dyn channels) on the guided frames (vasa.latent.guidance)
     optional  = w_sup_pose * SupervisedPoseLoss (ground-truth labels; 0 by default, an ablation)
 
-No ground-truth label enters the default losses; labels are only read by the evaluation.
+No ground-truth label enters the default losses; labels are only read by the evaluation. The
+guidance comes from a pretrained landmark model applied to pixels, as it would be on real video.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
-                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose")
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -63,14 +66,18 @@ class LatentTask(TrainTask):
 
     def __init__(self, corpus: str, size: str = "S", warp_backend: str = "5d", kinds=("speech",),
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
-                 seed: int = 0, sample_items: int = 6, **weights: float):
+                 seed: int = 0, sample_items: int = 6, guidance: str | None = None, **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
-                      w_sup_pose=0.0)
+                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0)
         self.w.update(weights)
+        if self.w["w_guide"] > 0 and not guidance:
+            raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
+        self.guidance = str(guidance) if guidance else None
+        self._guide = None
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
         self.sample_items = sample_items
@@ -82,6 +89,7 @@ class LatentTask(TrainTask):
         self.adv, self.fm = L.AdversarialLoss("hinge"), L.FeatureMatchingLoss()
         self.equiv, self.flip = L.PoseEquivarianceLoss(), L.FlipEquivarianceLoss()
         self.decorr, self.warp = L.PoseDynDecorrelationLoss(), L.WarpSmoothnessLoss()
+        self.guide_loss = L.GuidanceLoss(pose=1.0, dyn=self.w["guide_dyn"])
         self.sup = None
         if self.w["w_sup_pose"] > 0:
             self.sup = L.SupervisedPoseLoss(Corpus(self.corpus).param_names)
@@ -104,8 +112,11 @@ class LatentTask(TrainTask):
         return ["model"]
 
     def dataset(self) -> Dataset:
+        if self.guidance and self._guide is None:
+            from vasa.latent.guidance import Guidance
+            self._guide = Guidance.load(self.guidance)
         return FramePairs(self.corpus, "train", kind=tuple(self.kinds), size=self.dataset_size, seed=self.seed,
-                          with_params=self.sup is not None, resize=self.resize)
+                          with_params=self.sup is not None, resize=self.resize, guide=self._guide)
 
     def loss(self, m: dict[str, nn.Module], batch: dict[str, torch.Tensor], step: int, **kw: Any):
         w, model = self.w, m["model"]
@@ -145,6 +156,15 @@ class LatentTask(TrainTask):
             s = self.warp(out["flow_canon"], out["flow_drive"])
             gen = gen + w["w_warp"] * s
             metrics["warp"] = s
+        if w["w_guide"] > 0 and "driver_guide" in batch:
+            zp = torch.cat([out["z_pose_src"], out["z_pose_drv"]])
+            if self.model_cfg.rot_repr != "euler":
+                from vasa.latent import pose as P
+                zp = P.matrix_to_euler(P.pose_rotation(zp, self.model_cfg.rot_repr))
+            g = self.guide_loss(zp, torch.cat([out["z_dyn_src"], out["z_dyn_drv"]]),
+                                torch.cat([batch["source_guide"], batch["driver_guide"]]))
+            gen = gen + w["w_guide"] * g
+            metrics["guide"] = g
         if self.sup is not None:
             s = self.sup(torch.cat([out["z_pose_src"], out["z_pose_drv"]]),
                          torch.cat([batch["source_params"], batch["driver_params"]]), self.model_cfg.rot_repr)
@@ -189,4 +209,4 @@ class LatentTask(TrainTask):
     def config(self) -> dict[str, Any]:
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
-                    seed=self.seed, model=self.model_cfg.to_dict(), **self.w)
+                    seed=self.seed, guidance=self.guidance, model=self.model_cfg.to_dict(), **self.w)

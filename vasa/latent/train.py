@@ -55,6 +55,9 @@ def train_latent(
     w_decorr: float = 0.1,                 # z_pose / z_dyn cross-correlation
     w_warp: float = 0.01,                  # flow smoothness
     w_sup_pose: float = 0.0,               # ground-truth pose supervision (ablation only; 0 = off)
+    w_guide: float = 1.0,                  # MediaPipe landmark guidance (vasa.latent.guidance; 0 = label-free)
+    guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
+    guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
     log_every: int = 25,
     sample_every: int = 400,
     checkpoint_every: int = 200,
@@ -88,10 +91,20 @@ def train_latent(
         identity = identity_out
     weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
-                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose)
-    task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
-                      identity=identity, seed=seed, **weights)
+                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose,
+                   w_guide=w_guide, guide_dyn=guide_dyn)
     prepare_work_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
+    guidance = None
+    if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
+        from vasa.latent.guidance import estimate_guidance
+
+        t0 = time.perf_counter()
+        g = estimate_guidance(corpus, "train", guide_frames, work_dir, workers=num_workers or 0, progress=progress)
+        summary.update(guidance_seconds=time.perf_counter() - t0, guidance_frames=len(g),
+                       guidance_found=g.found_rate())
+        guidance = str(Path(work_dir) / "guidance-train.npz")
+    task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
+                      identity=identity, seed=seed, guidance=guidance, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,

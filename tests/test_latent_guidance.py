@@ -1,0 +1,80 @@
+"""Landmark guidance (vasa.latent.guidance): the loss, the cache, and guided frame pairs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vasa.latent.guidance import GUIDE_NAMES, Guidance, GuidanceLoss, estimate_guidance, guided_frames
+
+
+def test_guided_frames_evenly_spaced_and_unique():
+    assert guided_frames(5, 16).tolist() == [0, 1, 2, 3, 4]
+    f = guided_frames(100, 4)
+    assert f.tolist() == [0, 33, 66, 99]
+    assert len(np.unique(guided_frames(17, 16))) == 16
+
+
+def test_guidance_loss_zero_at_target_masked_and_positive_elsewhere():
+    loss = GuidanceLoss()
+    z_pose, z_dyn = torch.randn(3, 6), torch.randn(3, 8)
+    target = torch.cat([z_pose[:, :3], z_dyn[:, :5]], 1).clone()
+    assert loss(z_pose, z_dyn, target).item() == pytest.approx(0.0, abs=1e-7)
+    bad = target.clone()
+    bad[0, 0] += 1.0
+    assert loss(z_pose, z_dyn, bad).item() > 0
+    bad[0, 0] = float("nan")  # unknown target: ignored, no NaN leaks into the loss
+    assert loss(z_pose, z_dyn, bad).item() == pytest.approx(0.0, abs=1e-7)
+    # gradients reach only the guided channels
+    zp, zd = z_pose.clone().requires_grad_(), z_dyn.clone().requires_grad_()
+    loss(zp, zd, target + 0.5).backward()
+    assert zp.grad[:, 3:].abs().sum() == 0 and zd.grad[:, 5:].abs().sum() == 0
+    assert zp.grad[:, :3].abs().sum() > 0 and zd.grad[:, :5].abs().sum() > 0
+
+
+def test_guidance_standardises_dyn_and_looks_up_targets():
+    ids = np.array(["a", "a", "b"])
+    raw = np.array([[0.1, 0, 0, 1, 2, 3, 4, 5], [0.2, 0, 0, 3, 2, 3, 4, 5], [np.nan] * 8], np.float32)
+    g = Guidance(ids, np.array([0, 7, 3]), raw)
+    assert g.frames["a"].tolist() == [0, 7] and g.frames["b"].tolist() == [3]
+    assert g.target("a", 7)[0] == pytest.approx(0.2) and g.target("a", 7)[3] == pytest.approx(1.0)
+    assert np.isnan(g.target("a", 1)).all() and np.isnan(g.target("b", 3)).all()
+    assert g.found_rate() == pytest.approx(2 / 3)
+
+
+def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
+    """MediaPipe finds the generated faces; its yaw follows the renderer's; the second call loads."""
+    from vasa.data.corpus import Corpus
+    from vasa.data.frames import FramePairs
+    from vasa.synth.corpus import synth_corpus
+
+    root = tmp_path / "corpus"
+    synth_corpus(root, clips=4, ood_lang_clips=0, art_clips=0, identities=6, gallery_per_identity=1,
+                 resolution=128, clips_per_shard=4, workers=1, progress=False)
+    g = estimate_guidance(root, "train", 6, tmp_path / "run", workers=1, progress=False)
+    assert g.found_rate() > 0.9 and g.raw.shape[1] == len(GUIDE_NAMES)
+    meta = json.loads((tmp_path / "run" / "guidance-train.json").read_text())
+    assert meta["frames"] == 6 and meta["count"] == len(g)
+    c = Corpus(root)
+    yaw_gt, yaw_est = [], []
+    for cid in g.frames:
+        params = c.params(cid)
+        for t in g.frames[cid]:
+            if np.isfinite(g.target(cid, t)[0]):
+                yaw_gt.append(params[t, c.param_names.index("yaw")])
+                yaw_est.append(math.degrees(g.target(cid, t)[0]))
+    err = np.abs(np.array(yaw_gt) - np.array(yaw_est))
+    assert np.median(err) < 5.0, err  # degrees
+    g2 = estimate_guidance(root, "train", 6, tmp_path / "run", workers=1, progress=False)
+    np.testing.assert_array_equal(g2.raw, g.raw)
+    ds = FramePairs(root, "train", size=20, seed=0, guide=g)
+    for k in range(20):
+        item = ds[k]
+        assert item["source_guide"].shape == (len(GUIDE_NAMES),) and item["driver_guide"].shape == (len(GUIDE_NAMES),)
+    # items only use guided frames: the guide targets are those of real guided frames
+    allowed = {tuple(np.round(g.target(cid, t), 5)) for cid in g.frames for t in g.frames[cid]}
+    assert tuple(np.round(ds[3]["driver_guide"].numpy(), 5)) in allowed
