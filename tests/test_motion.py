@@ -42,7 +42,7 @@ def _cond(b: int = 2, seed: int = 0, w: int = W, k: int = K, f: int = F, d: int 
     g = torch.Generator().manual_seed(seed)
     r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     return MotionConditions(audio=r(b, w, f), gaze=r(b, 2), distance=r(b, 1), emotion=r(b, 6),
-                            x_pre=r(b, k, d), a_pre=r(b, k, f))
+                            x_pre=r(b, k, d), a_pre=r(b, k, f), ref=r(b, d))
 
 
 def _xt(b: int = 2, w: int = W, d: int = D) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,7 +65,29 @@ def test_shapes_every_size(size, conditioning):
         assert 20e6 < count_parameters(m) < 40e6
 
 
-SUBSETS = [(), ("audio",), ("gaze", "distance"), ("emotion", "past"), tuple(CONDITIONS)]
+SUBSETS = [(), ("audio",), ("gaze", "distance"), ("emotion", "past"), ("ref",), tuple(CONDITIONS)]
+
+
+@pytest.mark.parametrize("conditioning", ["tokens", "adaln"])
+@pytest.mark.parametrize("size", [s for s in MOTION_SIZES if s != "paper"])
+def test_shapes_every_size_and_condition_subset(size, conditioning):
+    """Every size takes any subset of conditions: dropped (null tokens) or missing (None), same shapes."""
+    torch.manual_seed(0)
+    cfg = motion_config(size, motion_dim=9, audio_dim=16, conditioning=conditioning)
+    m = MotionDiT(cfg).eval()
+    c = _cond(3, w=cfg.window, k=cfg.past, f=16, d=9)
+    x, t = torch.randn(3, cfg.window, 9), torch.tensor([0, 5, cfg.diffusion_steps - 1])
+    with torch.no_grad():
+        for dropped in SUBSETS:
+            missing = MotionConditions(audio=c.audio, gaze=None if "gaze" in dropped else c.gaze,
+                                       distance=None if "distance" in dropped else c.distance,
+                                       emotion=None if "emotion" in dropped else c.emotion,
+                                       x_pre=None if "past" in dropped else c.x_pre,
+                                       a_pre=None if "past" in dropped else c.a_pre,
+                                       ref=None if "ref" in dropped else c.ref)
+            for cond in (c.dropped(*dropped), missing):
+                out = m(x, t, cond)
+                assert out.shape == (3, cfg.window, 9) and torch.isfinite(out).all()
 
 
 @pytest.mark.parametrize("conditioning", ["tokens", "adaln"])
@@ -80,7 +102,8 @@ def test_dropped_equals_missing(conditioning, dropped):
         audio_mask=None if "audio" not in dropped else torch.zeros(2, W, dtype=torch.bool),
         gaze=None if "gaze" in dropped else c.gaze, distance=None if "distance" in dropped else c.distance,
         emotion=None if "emotion" in dropped else c.emotion,
-        x_pre=None if "past" in dropped else c.x_pre, a_pre=None if "past" in dropped else c.a_pre)
+        x_pre=None if "past" in dropped else c.x_pre, a_pre=None if "past" in dropped else c.a_pre,
+        ref=None if "ref" in dropped else c.ref)
     with torch.no_grad():
         full, drop, miss = m(x, t, c), m(x, t, c.dropped(*dropped)), m(x, t, missing)
     torch.testing.assert_close(drop, miss, rtol=0, atol=1e-6)
@@ -205,6 +228,25 @@ def test_audio_to_motion_stream_matches_offline():
         outs.append(m_stream.push(a_stream.push(audio[i:i + 1600])))
     outs += [m_stream.push(a_stream.flush()), m_stream.flush()]
     torch.testing.assert_close(torch.cat(outs), offline, rtol=0, atol=1e-3)
+
+
+@pytest.mark.parametrize("sampler,steps", [("ddim", 4), ("dpmpp_2m", 3)])
+def test_generate_batch_equals_per_clip_generation(sampler, steps):
+    """Evaluation batches the windows of several clips: same result as one clip at a time."""
+    from vasa.motion.generate import generate_batch
+    m = _model()
+    g = torch.Generator().manual_seed(3)
+    audios = [torch.randn(n, F, generator=g) for n in (W - 3, 2 * W + 5, 3 * W)]
+    controls = [dict(gaze=(5.0, -2.0), emotion="happy"), dict(gaze=None, distance=None),
+                dict(distance=1.2, ref=np.linspace(-1, 1, D))]
+    batched = generate_batch(m, audios, controls, sampler=sampler, steps=steps, seed=4)
+    for a, c, b in zip(audios, controls, batched):
+        single = MotionGenerator(m, sampler=sampler, steps=steps, seed=4, **c).generate(a)
+        assert b.shape == single.shape == (len(a), D)
+        torch.testing.assert_close(b, single, rtol=1e-4, atol=1e-4)
+    assert generate_batch(m, []) == []
+    with pytest.raises(VasaError):
+        generate_batch(m, audios, controls[:1])
 
 
 def test_determinism_per_seed():

@@ -56,3 +56,37 @@ def test_prepare_notebook_on_real_videos(tmp_path):
     )
     m = json.loads(metrics.read_text())
     assert m["clips"] == 1 and m["inputs"]["used"] == 1 and "quality" not in m
+
+
+@pytest.mark.slow
+def test_quickstart_notebook_headless(tmp_path, monkeypatch):
+    """`00_quickstart` under papermill with a tiny random bundle: generates, shows videos, compares three emotions."""
+    import papermill as pm
+
+    from vasa.talker import random_bundle
+
+    monkeypatch.setenv("VASA_C2PA_DEV_DIR", str(tmp_path / "c2pa-dev"))
+    bundle = random_bundle(tmp_path / "bundle", seed=0)
+    out_nb = tmp_path / "00_quickstart.ipynb"
+    pm.execute_notebook(
+        str(ROOT / "notebooks" / "00_quickstart.ipynb"), str(out_nb), cwd=str(tmp_path), kernel_name="python3",
+        parameters=dict(checkpoint=str(bundle), allow_random=False, audio="", text="Hello there.", steps=2,
+                        resolution=256, compare_resolution=64, emotion="happy", headless=True),
+        progress_bar=False,
+    )
+    videos = {p.name for p in (tmp_path / "quickstart").glob("*.mp4")}
+    assert videos == {"generated.mp4", "compare_emotion_neutral.mp4", "compare_emotion_happy.mp4",
+                      "compare_emotion_sad.mp4"}
+    nb = json.loads(out_nb.read_text())
+    html = "".join("".join(o.get("data", {}).get("text/html", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert html.count("<video") == 4
+    text = "".join("".join(o.get("text", "")) for c in nb["cells"] for o in c.get("outputs", []))
+    assert "WATERMARK FOUND" in text
+
+
+def test_quickstart_notebook_is_clean():
+    """The committed quickstart carries no outputs (nbformat 4.5, cell ids, a tagged parameters cell)."""
+    nb = json.loads((ROOT / "notebooks" / "00_quickstart.ipynb").read_text())
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5) and all(c.get("id") for c in nb["cells"])
+    assert not any(c.get("outputs") or c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code")
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"])

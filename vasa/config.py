@@ -99,6 +99,9 @@ class LatentConfig:
     w_decorr: float = field(default=0.1, metadata=_range(0.0, None))  # z_pose / z_dyn decorrelation
     w_warp: float = field(default=0.01, metadata=_range(0.0, None))  # flow smoothness
     w_sup_pose: float = field(default=0.0, metadata=_range(0.0, None))  # ground-truth pose (ablation; off)
+    w_guide: float = field(default=1.0, metadata=_range(0.0, None))  # MediaPipe landmark guidance (0 = label-free)
+    guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
+    guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
     sample_every: int = field(default=400, metadata=_range(0, 10_000_000))
     checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))
@@ -138,6 +141,220 @@ class ExportMotionConfig:
     device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
 
 
+AUDIO_SIZE_NAMES = ("tiny", "S")  # vasa.audio.config.AUDIO_SIZES
+MOTION_SIZE_NAMES = ("tiny", "XS", "S", "paper")  # vasa.motion.config.MOTION_SIZES
+SPLIT_NAMES = ("train", "val", "test", "test_lang", "test_art")
+
+
+@dataclass
+class AudioStageConfig:
+    """``train_audio``: pretrain the audio encoder ``A_enc`` on frame phoneme + viseme labels, then evaluate it.
+
+    Every field is a keyword of :func:`vasa.audio.train.train_audio` (``audio_kwargs``).
+    """
+
+    corpus: str = "data/corpus"
+    out: str = "models/audio"  # exported encoder (EMA weights): model.safetensors + config.json (vocabulary)
+    work_dir: str = "runs/audio"  # checkpoints + dvclive (resumable)
+    size: str = field(default="S", metadata=_choice(*AUDIO_SIZE_NAMES))
+    lookahead: int = field(default=2, metadata=_range(0, 50))  # frames of future audio (40 ms each)
+    train_splits: list = field(default_factory=lambda: ["train"])
+    eval_splits: list = field(default_factory=lambda: ["val", "test", "test_lang"])
+    crop_frames: int = field(default=100, metadata=_range(1, 100_000))
+    viseme_weight: float = field(default=0.5, metadata=_range(0.0, None))
+    label_smoothing: float = field(default=0.0, metadata=_range(0.0, 0.99))
+    steps: int = field(default=1200, metadata=_range(1, 10_000_000))
+    batch_size: int = field(default=16, metadata=_range(1, 4096))
+    lr: float = field(default=1e-3, metadata=_range(1e-7, 1.0))
+    weight_decay: float = field(default=0.01, metadata=_range(0.0, 1.0))
+    warmup_steps: int = field(default=100, metadata=_range(0, 10_000_000))
+    lr_schedule: str = field(default="cosine", metadata=_choice("constant", "cosine"))
+    grad_clip: float = field(default=1.0, metadata=_range(0.0, None))
+    ema_decay: float = field(default=0.999, metadata=_range(0.0, 0.99999))
+    log_every: int = field(default=25, metadata=_range(1, 1_000_000))
+    checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))
+    num_workers: int = field(default=0, metadata=_range(0, 64))
+    seed: int = 0
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+
+    def validate(self) -> None:
+        for key in ("train_splits", "eval_splits"):
+            bad = [s for s in getattr(self, key) if s not in SPLIT_NAMES]
+            if bad or not getattr(self, key):
+                raise VasaError(f"params: 'train_audio.{key}' must list splits of {', '.join(SPLIT_NAMES)}, "
+                                f"got {getattr(self, key)}")
+
+
+@dataclass
+class MotionStageConfig:
+    """``train_motion``: the motion DiT (diffusion) and its regression baseline on the exported motion, then
+    their evaluation.
+
+    Training fields are keywords of :func:`vasa.motion.train.train_motion` (``motion_kwargs``); ``eval_*``
+    fields of :func:`vasa.motion.evaluate.evaluate_motion` (``motion_eval_kwargs``).
+    """
+
+    corpus: str = "data/corpus"
+    motion: str = "data/motion"  # export_motion output
+    audio_model: str = "models/audio"  # train_audio output
+    out: str = "models/motion"  # diffusion model (EMA) + norm.npz
+    regression_out: str = "models/motion_regression"
+    work_dir: str = "runs/motion"  # diffusion/, regression/ (checkpoints, dvclive), features/ (audio cache)
+    motion_source: str = field(default="latent", metadata=_choice("latent", "params"))  # params: ablation
+    size: str = field(default="S", metadata=_choice(*MOTION_SIZE_NAMES))
+    conditioning: str = field(default="adaln", metadata=_choice("tokens", "adaln"))
+    window: int = field(default=50, metadata=_range(2, 10_000))
+    past: int = field(default=10, metadata=_range(0, 10_000))
+    stride: int = field(default=25, metadata=_range(1, 10_000))
+    drop_prob: float = field(default=0.1, metadata=_range(0.0, 1.0))
+    drop_past_prob: float = field(default=0.5, metadata=_range(0.0, 1.0))
+    ref_drop_prob: float = field(default=0.1, metadata=_range(0.0, 1.0))  # 1.0: no reference motion (the paper)
+    truncate_prob: float = field(default=0.3, metadata=_range(0.0, 1.0))
+    min_frames: int = field(default=5, metadata=_range(1, 10_000))
+    velocity_weight: float = field(default=1.0, metadata=_range(0.0, None))
+    smooth_weight: float = field(default=0.0, metadata=_range(0.0, None))
+    diffusion_steps: int = field(default=1000, metadata=_range(1, 100_000))
+    schedule: str = field(default="cosine", metadata=_choice("cosine", "linear"))
+    steps: int = field(default=2000, metadata=_range(1, 10_000_000))
+    batch_size: int = field(default=16, metadata=_range(1, 4096))
+    lr: float = field(default=3e-4, metadata=_range(1e-7, 1.0))
+    weight_decay: float = field(default=0.0, metadata=_range(0.0, 1.0))
+    warmup_steps: int = field(default=100, metadata=_range(0, 10_000_000))
+    lr_schedule: str = field(default="cosine", metadata=_choice("constant", "cosine"))
+    grad_clip: float = field(default=1.0, metadata=_range(0.0, None))
+    ema_decay: float = field(default=0.999, metadata=_range(0.0, 0.99999))
+    regression_steps: int = field(default=500, metadata=_range(0, 10_000_000))  # 0 = no baseline
+    log_every: int = field(default=25, metadata=_range(1, 1_000_000))
+    checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))
+    num_workers: int = field(default=0, metadata=_range(0, 64))
+    seed: int = 0
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+    # evaluation (test split; read-outs fit on val)
+    eval_split: str = field(default="test", metadata=_choice(*SPLIT_NAMES))
+    eval_probe_split: str = field(default="val", metadata=_choice(*SPLIT_NAMES))
+    eval_clips: int = field(default=40, metadata=_range(1, 100_000))
+    eval_sampler: str = field(default="dpmpp_2m", metadata=_choice("ddim", "dpmpp_2m", "ddpm"))
+    eval_steps: int = field(default=10, metadata=_range(1, 100_000))
+    eval_guidance_audio: float = field(default=0.5, metadata=_range(0.0, None))
+    eval_guidance_gaze: float = field(default=1.0, metadata=_range(0.0, None))
+    eval_seeds: int = field(default=3, metadata=_range(2, 100))
+    eval_diversity_clips: int = field(default=10, metadata=_range(1, 100_000))
+    eval_condition_clips: int = field(default=6, metadata=_range(1, 100_000))
+    eval_condition_frames: int = field(default=50, metadata=_range(1, 100_000))
+    eval_cost_steps: list = field(default_factory=lambda: [50, 25, 10])
+    eval_fast_sampler: str = field(default="dpmpp_2m", metadata=_choice("ddim", "dpmpp_2m"))
+    eval_fast_steps: int = field(default=10, metadata=_range(1, 100_000))
+    eval_cost_clips: int = field(default=10, metadata=_range(1, 100_000))
+    eval_cost_seconds: float = field(default=8.0, metadata=_range(0.04, 3600.0))
+
+    def validate(self) -> None:
+        if self.past >= self.window or self.min_frames > self.window:
+            raise VasaError(f"params: 'train_motion' needs past < window and min_frames <= window "
+                            f"(got past={self.past}, min_frames={self.min_frames}, window={self.window})")
+        bad = [s for s in self.eval_cost_steps if not isinstance(s, int) or isinstance(s, bool) or
+               not 1 <= s <= self.diffusion_steps]
+        if bad or not self.eval_cost_steps:
+            raise VasaError(f"params: 'train_motion.eval_cost_steps' must list step counts in "
+                            f"1..{self.diffusion_steps}, got {self.eval_cost_steps}")
+        for key in ("eval_steps", "eval_fast_steps"):
+            if getattr(self, key) > self.diffusion_steps:
+                raise VasaError(f"params: 'train_motion.{key}' = {getattr(self, key)} exceeds diffusion_steps "
+                                f"({self.diffusion_steps})")
+
+
+@dataclass
+class ExpertsConfig:
+    """``train_experts``: the evaluation's judges (sync expert, CAPP, expression classifier) on the train split.
+
+    Every field is a keyword of :func:`vasa.eval.experts.train_experts` (:func:`experts_kwargs`).
+    """
+
+    corpus: str = "data/corpus"
+    out: str = "models/experts"  # out/{sync,capp,emotion}/ + experts.json (validation on the val split)
+    work_dir: str = "runs/experts"  # work_dir/<expert>/: checkpoints + dvclive (resumable)
+    face_size: int = field(default=48, metadata=_range(16, 256))  # face crop side (sync sees the lower half)
+    emotion_size: int = field(default=64, metadata=_range(16, 256))  # the expression classifier's crop side
+    train_clips: int = field(default=500, metadata=_range(0, 10_000_000))  # 0 = all train clips
+    val_clips: int = field(default=20, metadata=_range(1, 10_000_000))
+    detect_stride: int = field(default=12, metadata=_range(1, 1000))  # face detection every k-th frame
+    faces_per_clip: int = field(default=12, metadata=_range(1, 1000))  # emotion crops per clip
+    sync_steps: int = field(default=2000, metadata=_range(1, 10_000_000))
+    sync_batch: int = field(default=4, metadata=_range(1, 4096))  # chunks of sync_chunk windows per step
+    sync_chunk: int = field(default=24, metadata=_range(2, 1000))
+    sync_lr: float = field(default=3e-3, metadata=_range(1e-7, 1.0))
+    sync_width: int = field(default=16, metadata=_range(4, 512))
+    capp_steps: int = field(default=600, metadata=_range(1, 10_000_000))
+    capp_batch: int = field(default=64, metadata=_range(2, 4096))
+    capp_lr: float = field(default=1e-3, metadata=_range(1e-7, 1.0))
+    capp_width: int = field(default=64, metadata=_range(8, 1024))
+    capp_layers: int = field(default=2, metadata=_range(1, 24))  # pose transformer layers (paper: 6)
+    emotion_steps: int = field(default=600, metadata=_range(1, 10_000_000))
+    emotion_batch: int = field(default=64, metadata=_range(1, 4096))
+    emotion_lr: float = field(default=2e-3, metadata=_range(1e-7, 1.0))
+    emotion_width: int = field(default=16, metadata=_range(4, 512))
+    log_every: int = field(default=25, metadata=_range(1, 1_000_000))
+    checkpoint_every: int = field(default=250, metadata=_range(0, 10_000_000))
+    seed: int = 0
+    device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+
+
+EVAL_SETS = ("test_en", "test_lang", "test_art", "long", "real_speech", "astronaut")
+EVAL_ROWS = ("gt", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast")
+
+
+@dataclass
+class EvaluateConfig:
+    """``evaluate``: every row on the fixed test sets, the report (:func:`vasa.eval.harness.evaluate`)."""
+
+    corpus: str = "data/corpus"
+    experts: str = "models/experts"
+    bundle: str = "pretrained/vasa-S"  # the generator's bundle (rows vasa_50, vasa_fast, regression)
+    regression: str = "models/motion_regression"  # the regression motion baseline ("" = row off)
+    syncnet_weights: str = ""  # converted official SyncNet weights (vasa.eval.syncnet_official); "" = none
+    out: str = "reports/evaluate"  # testsets.json, results.json, figures/, videos/, index.html
+    sets: list = field(default_factory=lambda: list(EVAL_SETS))
+    rows: list = field(default_factory=lambda: list(EVAL_ROWS))
+    clips: int = field(default=8, metadata=_range(1, 100_000))  # test_en items
+    lang_clips: int = field(default=2, metadata=_range(1, 100_000))  # per language
+    art_clips: int = field(default=4, metadata=_range(1, 100_000))
+    long_items: int = field(default=1, metadata=_range(1, 1000))
+    long_seconds: float = field(default=60.0, metadata=_range(10.0, 3600.0))
+    real_speech_items: int = field(default=2, metadata=_range(1, 1000))
+    max_seconds: float = field(default=4.0, metadata=_range(0.5, 3600.0))  # generated and measured per video
+    csim_frames: int = field(default=4, metadata=_range(1, 10_000))
+    drift_seconds: float = field(default=5.0, metadata=_range(0.2, 600.0))
+    drift_frames: int = field(default=4, metadata=_range(1, 1000))
+    steps: int = field(default=50, metadata=_range(1, 10_000))
+    fast_sampler: str = field(default="dpmpp_2m", metadata=_choice("ddpm", "ddim", "dpmpp_2m", "onestep"))
+    fast_steps: int = field(default=10, metadata=_range(1, 10_000))
+    cfg_audio: float = field(default=0.5, metadata=_range(0.0, 10.0))
+    cfg_gaze: float = field(default=1.0, metadata=_range(0.0, 10.0))
+    control_row: str = field(default="vasa_50", metadata=_choice(*EVAL_ROWS))
+    control_portraits: int = field(default=2, metadata=_range(0, 1000))
+    control_seconds: float = field(default=3.0, metadata=_range(0.5, 600.0))
+    gaze_values: list = field(default_factory=lambda: [[0.0, 0.0], [15.0, 0.0], [-15.0, 0.0], [0.0, 10.0],
+                                                       [0.0, -10.0]])
+    distance_values: list = field(default_factory=lambda: [0.8, 0.9, 1.0, 1.1, 1.25])
+    emotions: list = field(default_factory=lambda: ["neutral", "happy", "sad", "angry", "surprised"])
+    sample_items: int = field(default=1, metadata=_range(0, 1000))  # items per set in the video grid
+    seed: int = 0
+    device: str = field(default="cpu", metadata=_choice("auto", "cpu", "cuda"))
+
+    def validate(self) -> None:
+        for key, allowed in (("sets", EVAL_SETS), ("rows", EVAL_ROWS)):
+            bad = [v for v in getattr(self, key) if v not in allowed]
+            if bad or not getattr(self, key):
+                raise VasaError(f"params: 'evaluate.{key}' has unknown entry {bad[0] if bad else None!r} "
+                                f"(allowed: {', '.join(allowed)})")
+        if any(not isinstance(g, list) or len(g) != 2 for g in self.gaze_values):
+            raise VasaError(f"params: 'evaluate.gaze_values' must list [yaw, pitch] pairs, got {self.gaze_values}")
+        from vasa.synth.params import EMOTIONS
+
+        bad = [e for e in self.emotions if e not in EMOTIONS]
+        if bad:
+            raise VasaError(f"params: 'evaluate.emotions' has unknown emotion {bad[0]!r} (allowed: {', '.join(EMOTIONS)})")
+
+
 @dataclass
 class Params:
     """All sections of ``params.yaml`` (more stages add their sections here)."""
@@ -145,6 +362,10 @@ class Params:
     prepare: PrepareConfig = field(default_factory=PrepareConfig)
     train_latent: LatentConfig = field(default_factory=LatentConfig)
     export_motion: ExportMotionConfig = field(default_factory=ExportMotionConfig)
+    train_audio: AudioStageConfig = field(default_factory=AudioStageConfig)
+    train_motion: MotionStageConfig = field(default_factory=MotionStageConfig)
+    train_experts: ExpertsConfig = field(default_factory=ExpertsConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
 def _type_ok(value: Any, annotation: Any) -> bool:
@@ -320,3 +541,34 @@ def latent_eval_kwargs(cfg: LatentConfig) -> dict:
 def export_kwargs(cfg: ExportMotionConfig) -> dict:
     """The ``export_motion`` section as keyword arguments of :func:`vasa.latent.export.export_motion`."""
     return dataclasses.asdict(cfg)
+
+
+def audio_kwargs(cfg: AudioStageConfig) -> dict:
+    """The ``train_audio`` section as keyword arguments of :func:`vasa.audio.train.train_audio`."""
+    return dataclasses.asdict(cfg)
+
+
+def motion_kwargs(cfg: MotionStageConfig) -> dict:
+    """The training fields of ``train_motion`` as keyword arguments of :func:`vasa.motion.train.train_motion`."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if not k.startswith("eval_")}
+
+
+def motion_eval_kwargs(cfg: MotionStageConfig) -> dict:
+    """The ``eval_*`` fields of ``train_motion`` as keyword arguments of
+    :func:`vasa.motion.evaluate.evaluate_motion` (prefix dropped, ``eval_split`` -> ``split``), plus the paths."""
+    kw = {k[len("eval_"):]: v for k, v in dataclasses.asdict(cfg).items() if k.startswith("eval_")}
+    return dict(corpus=cfg.corpus, motion=cfg.motion, audio_model=cfg.audio_model, model=cfg.out,
+                regression_model=cfg.regression_out if cfg.regression_steps > 0 else "", work_dir=cfg.work_dir,
+                motion_source=cfg.motion_source, seed=cfg.seed, **kw)
+
+
+def experts_kwargs(cfg: ExpertsConfig) -> dict:
+    """The ``train_experts`` section as keyword arguments of :func:`vasa.eval.experts.train_experts`."""
+    return dataclasses.asdict(cfg)
+
+
+def evaluate_kwargs(cfg: EvaluateConfig) -> dict:
+    """The ``evaluate`` section as keyword arguments of :func:`vasa.eval.harness.evaluate`."""
+    kw = dataclasses.asdict(cfg)
+    kw["gaze_values"] = [tuple(g) for g in kw["gaze_values"]]
+    return kw

@@ -181,43 +181,157 @@ def load_audio_encoder(directory: str | Path) -> tuple[AudioEncoder, list[str]]:
 
 @torch.no_grad()
 def evaluate_encoder(encoder: AudioEncoder, corpus: Corpus, vocab: list[str],
-                     splits: tuple | list = ("test", "test_lang")) -> dict[str, dict[str, float]]:
+                     splits: tuple | list = ("test", "test_lang"), by: tuple | list = ()) -> dict[str, dict]:
     """Frame accuracies per split on whole clips (offline, as the motion model sees them).
 
     ``phoneme_acc`` counts every labelled frame (``<unk>`` frames can only be hit by predicting
     ``<unk>``); ``phoneme_acc_known`` only frames whose phoneme is in the vocabulary; ``viseme_acc``
     every frame with a viseme label; ``speech_phoneme_acc`` known, non-silent frames only.
+    ``by`` names record keys (e.g. ``"language"``, ``"voice"``) to break each split down by:
+    ``report[split]["by"][key][value]`` holds the same accuracies for those clips.
     """
     was = encoder.training
     encoder.eval()
-    report: dict[str, dict[str, float]] = {}
+    report: dict[str, dict] = {}
     unk, sil = vocab.index(UNK), vocab.index(SILENCE_LABEL)
+
+    class _Acc:
+        def __init__(self) -> None:
+            self.hits: dict[str, float] = {}
+            self.counts: dict[str, float] = {}
+            self.clips = 0
+
+        def add(self, key: str, hit: torch.Tensor, valid: torch.Tensor) -> None:
+            self.hits[key] = self.hits.get(key, 0.0) + float((hit & valid).sum())
+            self.counts[key] = self.counts.get(key, 0.0) + float(valid.sum())
+
+        def result(self) -> dict[str, float]:
+            rep = {k: self.hits[k] / self.counts[k] if self.counts[k] else float("nan") for k in self.hits}
+            rep["unk_fraction"] = 1.0 - self.counts["phoneme_acc_known"] / max(self.counts["phoneme_acc"], 1.0)
+            rep["frames"], rep["clips"] = self.counts["phoneme_acc"], float(self.clips)
+            return rep
+
     try:
         for split in splits:
+            recs = corpus.records(split=split, kind="speech")
             clips = load_labelled_clips(corpus, (split,), vocab, encoder.cfg)
             if not clips:
                 continue
-            hits: dict[str, float] = {}
-            counts: dict[str, float] = {}
-
-            def add(key: str, hit: torch.Tensor, valid: torch.Tensor) -> None:
-                hits[key] = hits.get(key, 0.0) + float((hit & valid).sum())
-                counts[key] = counts.get(key, 0.0) + float(valid.sum())
-
-            for c in clips:
+            total = _Acc()
+            groups: dict[str, dict[str, _Acc]] = {k: {} for k in by}
+            for r, c in zip(recs, clips):
+                accs = [total] + [groups[k].setdefault(str(r.get(k)), _Acc()) for k in by]
                 out = encoder(c.feats[None])
                 ph_hit = out["phoneme_logits"][0].argmax(-1) == c.phonemes  # T
                 vs_hit = out["viseme_logits"][0].argmax(-1) == c.visemes  # T
                 labelled = c.phonemes != IGNORE
                 known = labelled & (c.phonemes != unk)
-                add("phoneme_acc", ph_hit, labelled)
-                add("phoneme_acc_known", ph_hit, known)
-                add("speech_phoneme_acc", ph_hit, known & (c.phonemes != sil))
-                add("viseme_acc", vs_hit, c.visemes != IGNORE)
-            rep = {k: hits[k] / counts[k] if counts[k] else float("nan") for k in hits}
-            rep["unk_fraction"] = 1.0 - counts["phoneme_acc_known"] / max(counts["phoneme_acc"], 1.0)
-            rep["frames"], rep["clips"] = counts["phoneme_acc"], float(len(clips))
-            report[split] = rep
+                for acc in accs:
+                    acc.add("phoneme_acc", ph_hit, labelled)
+                    acc.add("phoneme_acc_known", ph_hit, known)
+                    acc.add("speech_phoneme_acc", ph_hit, known & (c.phonemes != sil))
+                    acc.add("viseme_acc", vs_hit, c.visemes != IGNORE)
+                    acc.clips += 1
+            report[split] = total.result()
+            if by:
+                report[split]["by"] = {k: {v: a.result() for v, a in sorted(g.items())} for k, g in groups.items()}
     finally:
         encoder.train(was)
     return report
+
+
+# ----------------------------------------------------------------------------- the train_audio stage
+def file_fingerprint(path: str | Path) -> str:
+    """A short hash (16 hex digits) of a file's bytes (which exported weights produced a derived file)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def audio_fingerprint(directory: str | Path) -> str:
+    """Fingerprint of an exported audio encoder (its ``model.safetensors``)."""
+    path = Path(directory) / "model.safetensors"
+    if not path.is_file():
+        raise VasaError(f"no exported audio encoder in {directory}: run `dvc repro train_audio` first")
+    return file_fingerprint(path)
+
+
+def train_audio(
+    corpus: str = "data/corpus",           # prepared corpus: speech clips with frame_phonemes + visemes
+    out: str = "models/audio",             # export: model.safetensors (EMA weights) + config.json (+ vocab)
+    work_dir: str = "runs/audio",          # checkpoints + dvclive (resumable)
+    size: str = "S",                       # AUDIO_SIZES name (tiny: tests, S: the CPU default)
+    lookahead: int = 2,                    # L: frames of future audio the encoder may use (40 ms each)
+    train_splits: list | tuple = ("train",),  # vocabulary + training clips
+    eval_splits: list | tuple = ("val", "test", "test_lang"),  # reported by evaluate_encoder
+    crop_frames: int = 100,                # frames per training item (4 s)
+    viseme_weight: float = 0.5,            # loss = CE(phoneme) + viseme_weight * CE(viseme)
+    label_smoothing: float = 0.0,
+    steps: int = 1200,                     # optimizer steps
+    batch_size: int = 16,                  # crops per step
+    lr: float = 1e-3,                      # AdamW
+    weight_decay: float = 0.01,
+    warmup_steps: int = 100,
+    lr_schedule: str = "cosine",
+    grad_clip: float = 1.0,
+    ema_decay: float = 0.999,              # the export holds the EMA weights
+    log_every: int = 25,
+    checkpoint_every: int = 200,
+    num_workers: int = 0,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+    stop_at_step: int | None = None,       # end this call early (checkpointed); the next call resumes
+) -> dict[str, Any]:
+    """Pretrain ``A_enc`` on frame phoneme + viseme labels (or resume), export the EMA encoder to ``out``,
+    evaluate it on ``eval_splits``. Returns ``{"train": final loop metrics, "seconds", "steps_per_s",
+    "evaluation": {split: accuracies, with "by" language and voice}, "fingerprint", "feature_dim", "vocab_size"}``
+    (evaluation only once training is complete)."""
+    settings = {k: v for k, v in locals().items() if k not in ("corpus", "eval_splits")}
+    import time
+
+    from vasa.latent.train import prepare_work_dir
+    from vasa.train import Checkpoint, latest_checkpoint, save_pretrained, train
+    from vasa.train.checkpoint import load_module_tensors
+
+    if not Path(corpus, "manifest.jsonl").is_file():
+        raise VasaError(f"no corpus at {corpus}: run `dvc repro prepare` (or `vasa synth --out {corpus}`) first")
+    settings["corpus"] = str(Path(corpus).resolve())
+    prepare_work_dir(work_dir, settings)
+    tcfg = AudioTrainConfig(size=size, lookahead=lookahead, train_splits=tuple(train_splits),
+                            eval_splits=tuple(eval_splits), crop_frames=crop_frames, viseme_weight=viseme_weight,
+                            label_smoothing=label_smoothing)
+    task = AudioEncoderTask(corpus, tcfg)
+    start = _current_step(work_dir)
+    t0 = time.perf_counter()
+    metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                    warmup_steps=warmup_steps, lr_schedule=lr_schedule, grad_clip=grad_clip, ema_decay=ema_decay,
+                    log_every=log_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
+                    num_workers=num_workers, progress=progress, stop_at_step=stop_at_step, export=False)
+    seconds = time.perf_counter() - t0
+    summary: dict[str, Any] = dict(train=metrics, seconds=seconds, steps=metrics["step"],
+                                   steps_per_s=(metrics["step"] - start) / seconds if seconds > 0 else 0.0,
+                                   train_clips=len(task.dataset().clips), train_items=len(task.dataset()))
+    if metrics["step"] != steps:
+        return summary
+    c = Checkpoint(latest_checkpoint(Path(work_dir) / "checkpoints"))
+    enc = AudioEncoder(task.model_cfg)
+    load_module_tensors({"model": enc}, c.ema or c.weights)
+    save_pretrained(out, enc, {**c.state["config"], "steps": c.step})
+    enc.eval()
+    t1 = time.perf_counter()
+    summary["evaluation"] = evaluate_encoder(enc, task.corpus, task.vocab, eval_splits, by=("language", "voice"))
+    summary.update(eval_seconds=time.perf_counter() - t1, fingerprint=audio_fingerprint(out),
+                   feature_dim=enc.dim, vocab_size=len(task.vocab), lookahead_ms=1000 * lookahead / enc.cfg.fps)
+    return summary
+
+
+def _current_step(work_dir: str | Path) -> int:
+    from vasa.train import latest_checkpoint
+
+    path = latest_checkpoint(Path(work_dir) / "checkpoints")
+    return 0 if path is None else int(path.name.split("-")[-1])

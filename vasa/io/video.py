@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,17 +25,104 @@ def _audio_stream(out, sr: int):
     return ast
 
 
-def _mux_audio(out, ast, audio: np.ndarray, sr: int) -> None:
-    """Encode mono float audio into ``ast``: 1024-sample chunks with explicit pts from 0."""
-    a = np.clip(np.asarray(audio, np.float32).reshape(-1), -1, 1)
-    for start in range(0, len(a), 1024):
-        af = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[None, start:start + 1024]), format="flt",
-                                        layout="mono")
-        af.sample_rate, af.pts = sr, start
-        for pkt in ast.encode(af):
-            out.mux(pkt)
-    for pkt in ast.encode():
-        out.mux(pkt)
+class Mp4Writer:
+    """Incremental H.264 + AAC mp4 writer (constant memory): frames and audio as they are produced.
+
+    >>> with Mp4Writer("out.mp4", 512, 512, audio=True, watermark=wm) as w:
+    ...     for frame in frames: w.write_frame(frame)      # H x W x 3 uint8 RGB
+    ...     w.write_audio(samples)                          # any number of calls, mono float32
+    The file appears under its name (atomically) only when the ``with`` block ends without error;
+    with ``watermark`` every frame is marked, its provenance tags are written and the finished file
+    is C2PA-signed before the rename (``premarked=True``: the frames were marked already, e.g. by a
+    streaming generator; only the tag and the signature are added). Audio is encoded in 1024-sample packets with explicit pts from 0.
+    """
+
+    def __init__(self, path: str | Path, width: int, height: int, fps: int = 25, audio: bool = True,
+                 sr: int = 16000, crf: int = 18, metadata: dict[str, str] | None = None,
+                 watermark: "Watermarker | None" = None, video: bool = True, premarked: bool = False):
+        if video and (width % 2 or height % 2):
+            raise VasaError(f"write_mp4 needs even frame sizes for H.264, got {width}x{height}")
+        self.path, self.width, self.height, self.fps, self.sr = Path(path), width, height, fps, sr
+        self.watermark = watermark
+        self.premarked = premarked  # frames already carry the mark: only tag + sign
+        self.metadata = {**(metadata or {}), **(watermark.metadata() if watermark is not None else {})}
+        self._has_video, self._has_audio, self._crf = video, audio, crf
+        self._ctx = None
+        self.frames = 0
+        self._audio_pts = 0
+        self._pending = np.zeros(0, np.float32)
+
+    def __enter__(self) -> "Mp4Writer":
+        self._ctx = atomic_path(self.path, suffix=".mp4")
+        self._tmp = self._ctx.__enter__()
+        try:
+            self._out = av.open(str(self._tmp), mode="w", format="mp4")
+            for k, v in self.metadata.items():
+                self._out.metadata[k] = v
+            self._vs = None
+            if self._has_video:
+                vs = self._out.add_stream("libx264", rate=self.fps)
+                vs.width, vs.height, vs.pix_fmt = self.width, self.height, "yuv420p"
+                vs.options = {"crf": str(self._crf), "preset": "veryfast"}
+                vs.codec_context.time_base = Fraction(1, self.fps)
+                self._vs = vs
+            self._as = _audio_stream(self._out, self.sr) if self._has_audio else None
+        except BaseException:
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def write_frame(self, frame: np.ndarray) -> None:
+        """Append one H x W x 3 uint8 RGB frame (marked first when a watermark is set)."""
+        frame = np.asarray(frame)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise VasaError(f"write_mp4 needs {self.height} x {self.width} x 3 uint8 frames, got {frame.shape} {frame.dtype}")
+        if self.watermark is not None and not self.premarked:
+            frame = self.watermark.mark_frame(frame)
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf.pts = self.frames
+        for pkt in self._vs.encode(vf):
+            self._out.mux(pkt)
+        self.frames += 1
+
+    def write_frames(self, frames) -> None:
+        for f in frames:
+            self.write_frame(f)
+
+    def write_audio(self, samples: np.ndarray) -> None:
+        """Append mono float samples in [-1, 1] (encoded in 1024-sample packets; the rest waits)."""
+        a = np.clip(np.asarray(samples, np.float32).reshape(-1), -1, 1)
+        self._pending = np.concatenate([self._pending, a])
+        n = len(self._pending) // 1024 * 1024
+        self._encode_audio(self._pending[:n])
+        self._pending = self._pending[n:]
+
+    def _encode_audio(self, a: np.ndarray) -> None:
+        for start in range(0, len(a), 1024):
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(a[None, start:start + 1024]), format="flt",
+                                            layout="mono")
+            af.sample_rate, af.pts = self.sr, self._audio_pts
+            self._audio_pts += af.samples
+            for pkt in self._as.encode(af):
+                self._out.mux(pkt)
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                if self._vs is not None:
+                    for pkt in self._vs.encode():
+                        self._out.mux(pkt)
+                if self._as is not None:
+                    self._encode_audio(self._pending)
+                    for pkt in self._as.encode():
+                        self._out.mux(pkt)
+            self._out.close()
+            if exc_type is None and self.watermark is not None and self._has_video and self.frames:
+                self.watermark.seal(self._tmp, title=self.path.name)
+        except BaseException:
+            self._ctx.__exit__(*sys.exc_info())
+            raise
+        return bool(self._ctx.__exit__(exc_type, exc, tb))
 
 
 def write_mp4(
@@ -53,46 +141,25 @@ def write_mp4(
     explicit pts so both streams start at 0 and the durations match. ``frames=None`` writes the
     audio alone (an AAC-only mp4). With ``watermark`` (a :class:`vasa.watermark.Watermarker`)
     every frame is marked, its provenance tags are added to ``metadata`` and, when it carries a
-    signer, the finished file is C2PA-signed before the rename.
+    signer, the finished file is C2PA-signed before the rename. :class:`Mp4Writer` does the same
+    incrementally.
     """
     if frames is None:
         if audio is None:
             raise VasaError("write_mp4 needs frames, audio, or both")
-        t = h = w = 0
+        h = w = 0
     else:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise VasaError(f"write_mp4 needs T x H x W x 3 uint8 frames, got {frames.shape} {frames.dtype}")
-        t, h, w, _ = frames.shape
-        if h % 2 or w % 2:
-            raise VasaError(f"write_mp4 needs even frame sizes for H.264, got {w}x{h}")
-    path = Path(path)
-    if watermark is not None:
-        metadata = {**(metadata or {}), **watermark.metadata()}
-    with atomic_path(path, suffix=".mp4") as tmp:
-        with av.open(str(tmp), mode="w", format="mp4") as out:
-            for k, v in (metadata or {}).items():
-                out.metadata[k] = v
-            if frames is not None:
-                vs = out.add_stream("libx264", rate=fps)
-                vs.width, vs.height, vs.pix_fmt = w, h, "yuv420p"
-                vs.options = {"crf": str(crf), "preset": "veryfast"}
-                vs.codec_context.time_base = Fraction(1, fps)
-            ast = _audio_stream(out, sr) if audio is not None else None
-            if frames is not None:
-                for i in range(t):
-                    frame = frames[i] if watermark is None else watermark.mark_frame(frames[i])
-                    vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                    vf.pts = i
-                    for pkt in vs.encode(vf):
-                        out.mux(pkt)
-                for pkt in vs.encode():
-                    out.mux(pkt)
-            if ast is not None:
-                _mux_audio(out, ast, audio, sr)
-        if watermark is not None and frames is not None:
-            watermark.seal(tmp, title=path.name)
-    return path
+        h, w = frames.shape[1:3]
+    with Mp4Writer(path, w, h, fps=fps, audio=audio is not None, sr=sr, crf=crf, metadata=metadata,
+                   watermark=watermark, video=frames is not None) as out:
+        if frames is not None:
+            out.write_frames(frames)
+        if audio is not None:
+            out.write_audio(audio)
+    return Path(path)
 
 
 def read_mp4(path: str | Path, sr: int = 16000) -> tuple[np.ndarray, np.ndarray | None, float]:

@@ -3,7 +3,13 @@
 Every condition can be *dropped* per sample (classifier-free guidance, condition dropout in training)
 or be *missing* (``None``: a clip without that label); the model then uses the condition's learned
 null token. Names (``CONDITIONS``): ``audio`` (A), ``gaze`` (g), ``distance`` (d), ``emotion`` (e),
-``past`` (X_pre and A_pre together).
+``past`` (X_pre and A_pre together), ``ref`` (x_ref: the motion code of the portrait being animated).
+
+``ref`` is our addition to the paper's conditions: when the motion latents are not fully
+identity-free (a per-person offset in ``z_dyn``, a per-shot head pose), ``x_ref`` tells the model the
+person's own offset, so it generates the dynamics around it instead of a random offset per seed or
+per window. In training it is the motion of a frame of the same clip; at inference the portrait's
+encoded ``[z_pose, z_dyn]``; dropped like any condition (the paper's setting).
 
 Encodings (:func:`encode_gaze`, :func:`encode_distance`, :func:`encode_emotion`):
 
@@ -66,6 +72,7 @@ class MotionConditions:
     emotion: torch.Tensor | None = None  # e: B x E
     x_pre: torch.Tensor | None = None  # X_pre: B x K x D (normalised motion)
     a_pre: torch.Tensor | None = None  # A_pre: B x K x F
+    ref: torch.Tensor | None = None  # x_ref: B x D (normalised motion of the portrait / a frame of the clip)
     keep: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> B bool
 
     @property
@@ -114,7 +121,7 @@ class MotionConditions:
         return MotionConditions(
             audio=self.audio, audio_mask=mask,
             gaze=self.gaze, distance=self.distance, emotion=self.emotion,
-            x_pre=self.x_pre, a_pre=self.a_pre, keep=keep)
+            x_pre=self.x_pre, a_pre=self.a_pre, ref=self.ref, keep=keep)
 
     @staticmethod
     def cat(items: list["MotionConditions"]) -> "MotionConditions":
@@ -136,5 +143,5 @@ class MotionConditions:
         return MotionConditions(
             audio=torch.cat([c.audio for c in items]), audio_mask=torch.cat([c.audio_mask for c in items]),
             gaze=join("gaze"), distance=join("distance"), emotion=join("emotion"),
-            x_pre=join("x_pre"), a_pre=join("a_pre"),
+            x_pre=join("x_pre"), a_pre=join("a_pre"), ref=join("ref"),
             keep={n: torch.cat([c.keep[n] for c in items]) for n in first.keep})

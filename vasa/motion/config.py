@@ -7,6 +7,7 @@
 Sizes (``MOTION_SIZES``; counts for motion_dim 70, audio_dim 192, tokens conditioning):
 
 * ``tiny``   width 32, 2 layers, 2 heads (42K; W = 16, K = 4, T = 50): tests.
+* ``XS``     width 128, 4 layers, 4 heads (0.9M; adaln 1.3M): a short CPU budget.
 * ``S``      width 256, 4 layers, 4 heads (3.4M; adaln 5.1M): the CPU default.
 * ``paper``  width 512, 8 layers, 8 heads (26.0M; adaln 39.1M). The paper reports ~29M; with a
   768-d Wav2Vec2 input it is 26.3M here (the rest is unstated: FFN width, embeddings).
@@ -25,7 +26,8 @@ from dataclasses import dataclass
 
 from vasa.errors import VasaError
 
-CONDITIONS: tuple[str, ...] = ("audio", "gaze", "distance", "emotion", "past")  # A, g, d, e, (X_pre, A_pre)
+# A, g, d, e, (X_pre, A_pre), and the reference motion x_ref (the portrait's [z_pose, z_dyn])
+CONDITIONS: tuple[str, ...] = ("audio", "gaze", "distance", "emotion", "past", "ref")
 CONDITIONINGS = ("tokens", "adaln")
 OBJECTIVES = ("diffusion", "regression")
 SCHEDULES = ("cosine", "linear")
@@ -75,6 +77,7 @@ class MotionConfig:
 
 MOTION_SIZES: dict[str, MotionConfig] = {
     "tiny": MotionConfig(width=32, layers=2, heads=2, window=16, past=4, diffusion_steps=50),
+    "XS": MotionConfig(width=128),
     "S": MotionConfig(),
     "paper": MotionConfig(width=512, layers=8, heads=8),
 }
@@ -99,6 +102,7 @@ class MotionTrainConfig:
     stride: int = 25  # frames between consecutive training windows of a clip
     drop_prob: float = 0.1  # per-condition dropout (audio, gaze, distance, emotion) for CFG
     drop_past_prob: float = 0.5  # X_pre / A_pre dropout (the first window is then in distribution)
+    ref_drop_prob: float | None = None  # x_ref dropout (None: drop_prob; 1.0: never use x_ref, the paper)
     truncate_prob: float = 0.3  # probability of cutting the window's audio tail (padding mask)
     min_frames: int = 5  # a truncated window keeps at least this many frames
     velocity_weight: float = 1.0  # L2 on first differences (including X_pre[-1] -> X[0] when known)
@@ -109,7 +113,8 @@ class MotionTrainConfig:
     def __post_init__(self) -> None:
         if self.size not in MOTION_SIZES:
             raise VasaError(f"train_motion.size {self.size!r} is unknown; choose one of {', '.join(MOTION_SIZES)}")
-        probs = (self.drop_prob, self.drop_past_prob, self.truncate_prob)
+        probs = (self.drop_prob, self.drop_past_prob, self.truncate_prob,
+                 self.drop_prob if self.ref_drop_prob is None else self.ref_drop_prob)
         if any(not 0.0 <= p <= 1.0 for p in probs):
             raise VasaError(f"train_motion: drop/truncate probabilities must be in [0, 1], got {probs}")
         if self.stride < 1 or not 1 <= self.min_frames <= self.window:

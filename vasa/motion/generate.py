@@ -47,13 +47,15 @@ class MotionGenerator:
 
     ``gaze`` (theta, phi) in degrees, ``distance`` normalised (1.0 nominal), ``emotion`` a name of
     ``vasa.synth.params.EMOTIONS`` with ``emotion_intensity``; ``None`` drops the condition (its null
-    token). Defaults follow the paper: forward gaze, nominal distance, no emotion.
+    token). Defaults follow the paper: forward gaze, nominal distance, no emotion. ``ref``: the
+    portrait's own motion ``[z_pose, z_dyn]`` (model units, ``D`` numbers) or None (dropped).
     """
 
     def __init__(self, model: MotionDiT, *, sampler: str = "ddim", steps: int = 50,
                  guidance: dict[str, float] | None = None, seed: int = 0,
                  gaze: tuple[float, float] | None = (0.0, 0.0), distance: float | None = 1.0,
-                 emotion: str | None = None, emotion_intensity: float = 1.0):
+                 emotion: str | None = None, emotion_intensity: float = 1.0,
+                 ref: np.ndarray | torch.Tensor | None = None):
         self.model = model.eval()
         self.cfg = model.cfg
         self.schedule = NoiseSchedule(self.cfg.diffusion_steps, self.cfg.schedule)
@@ -68,15 +70,21 @@ class MotionGenerator:
         self.gaze = as_t(None if gaze is None else encode_gaze(*gaze))  # 1 x 2
         self.distance = as_t(None if distance is None else encode_distance(distance))  # 1 x 1
         self.emotion = as_t(None if emotion is None else encode_emotion(emotion, emotion_intensity))  # 1 x E
+        self.ref = None  # 1 x D, normalised
+        if ref is not None:
+            r = torch.as_tensor(np.asarray(ref, np.float32).reshape(-1))
+            if r.shape[0] != self.cfg.motion_dim:
+                raise VasaError(f"the reference motion must have {self.cfg.motion_dim} numbers ([z_pose, z_dyn]), "
+                                f"got {r.shape[0]}")
+            self.ref = model.normalize(r.to(dev, dt))[None]
         if self.emotion is not None and self.emotion.shape[1] != self.cfg.emotion_dim:
             raise VasaError(f"the model's emotion condition has {self.cfg.emotion_dim} dims, "
                             f"not {self.emotion.shape[1]}")
 
-    @torch.no_grad()
-    def window(self, index: int, audio: torch.Tensor, x_pre: torch.Tensor | None,
-               a_pre: torch.Tensor | None) -> torch.Tensor:
-        """Window ``index``: ``audio`` n x F (n <= W real frames), ``x_pre`` K x D (normalised) or None,
-        ``a_pre`` K x F -> n x D normalised motion."""
+    def conditions(self, audio: torch.Tensor, x_pre: torch.Tensor | None,
+                   a_pre: torch.Tensor | None) -> MotionConditions:
+        """The conditions (batch of 1) of a window: ``audio`` n x F (n <= W real frames, padded and
+        masked), ``x_pre`` K x D (normalised) and ``a_pre`` K x F or None, this generator's g, d, e."""
         cfg = self.cfg
         w, n = cfg.window, audio.shape[0]
         dev, dt = self.model.pos.device, self.model.pos.dtype
@@ -84,15 +92,27 @@ class MotionGenerator:
         a[0, :n] = audio
         mask = torch.zeros(1, w, dtype=torch.bool, device=dev)
         mask[0, :n] = True
-        cond = MotionConditions(audio=a, audio_mask=mask, gaze=self.gaze, distance=self.distance,
-                                emotion=self.emotion,
+        return MotionConditions(audio=a, audio_mask=mask, gaze=self.gaze, distance=self.distance,
+                                emotion=self.emotion, ref=self.ref,
                                 x_pre=None if x_pre is None else x_pre[None].to(dev, dt),
                                 a_pre=None if a_pre is None else a_pre[None].to(dev, dt))
+
+    def noise(self, index: int) -> tuple[torch.Tensor, torch.Generator]:
+        """``X_T`` of window ``index`` (1 x W x D) and the generator of its later noise."""
+        dev, dt = self.model.pos.device, self.model.pos.dtype
         gen = torch.Generator(device=dev).manual_seed(window_seed(self.seed, index))
-        noise = torch.randn(1, w, cfg.motion_dim, generator=gen, device=dev, dtype=dt)
+        return torch.randn(1, self.cfg.window, self.cfg.motion_dim, generator=gen, device=dev, dtype=dt), gen
+
+    @torch.no_grad()
+    def window(self, index: int, audio: torch.Tensor, x_pre: torch.Tensor | None,
+               a_pre: torch.Tensor | None) -> torch.Tensor:
+        """Window ``index``: ``audio`` n x F (n <= W real frames), ``x_pre`` K x D (normalised) or None,
+        ``a_pre`` K x F -> n x D normalised motion."""
+        cond = self.conditions(audio, x_pre, a_pre)
+        noise, gen = self.noise(index)
         denoise = guided_denoiser(self.model, cond, self.guidance)
         x = self.sampler(denoise, noise, self.schedule, steps=self.steps, generator=gen)  # 1 x W x D
-        return x[0, :n]
+        return x[0, :audio.shape[0]]
 
     def _check_audio(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         a = torch.as_tensor(np.asarray(audio) if not isinstance(audio, torch.Tensor) else audio, dtype=torch.float32)
@@ -157,3 +177,43 @@ class MotionStream:
         self.__init__(self.gen)
         return out
 
+
+
+@torch.no_grad()
+def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], controls: list[dict] | None = None, *,
+                   sampler: str = "ddim", steps: int = 50, guidance: dict[str, float] | None = None,
+                   seed: int = 0) -> list[torch.Tensor]:
+    """Motion for several clips at once (evaluation): the windows of every clip with the same index
+    go through ``H`` in one batch. ``controls[i]`` holds clip ``i``'s ``gaze`` / ``distance`` /
+    ``emotion`` / ``emotion_intensity`` keywords of :class:`MotionGenerator` (a key set to None drops
+    that condition; absent keys take the generator's defaults).
+
+    With a deterministic sampler (DDIM eta 0, DPM-Solver++, the regression baseline) clip ``i``'s
+    result equals ``MotionGenerator(model, ..., **controls[i]).generate(audios[i])`` up to float
+    rounding (same per-window noise); stochastic samplers share one noise generator per window.
+    """
+    controls = controls if controls is not None else [{} for _ in audios]
+    if len(controls) != len(audios):
+        raise VasaError(f"{len(audios)} audio tracks but {len(controls)} control sets")
+    gens = [MotionGenerator(model, sampler=sampler, steps=steps, guidance=guidance, seed=seed, **c) for c in controls]
+    if not gens:
+        return []
+    feats = [g._check_audio(a) for g, a in zip(gens, audios)]
+    g0 = gens[0]
+    w, k = g0.cfg.window, g0.cfg.past
+    outs: list[list[torch.Tensor]] = [[] for _ in feats]
+    for index, s in enumerate(range(0, max(len(a) for a in feats), w)):
+        active = [i for i, a in enumerate(feats) if s < len(a)]
+        conds, noises = [], []
+        for i in active:
+            past = torch.cat(outs[i])[s - k:s] if k and s >= k else None
+            conds.append(gens[i].conditions(feats[i][s:s + w], past, feats[i][s - k:s] if past is not None else None))
+            noises.append(gens[i].noise(index)[0])
+        cond = MotionConditions.cat(conds)
+        gen = g0.noise(index)[1]
+        x = g0.sampler(guided_denoiser(model, cond, g0.guidance), torch.cat(noises), g0.schedule, steps=g0.steps,
+                       generator=gen)  # B x W x D
+        for j, i in enumerate(active):
+            outs[i].append(x[j, :len(feats[i][s:s + w])])
+    return [model.denormalize(torch.cat(o).to(model.motion_mean.device)).cpu() if o else
+            torch.zeros(0, g0.cfg.motion_dim) for o in outs]

@@ -1,16 +1,17 @@
 """``H``: the motion diffusion transformer of VASA-1 (stage 2), predicting ``x0`` for a window.
 
 ``H(X_t, t, C)`` with ``X_t`` the noisy motion window (``B x W x D``, D = z_pose + z_dyn dims) and
-``C = [X_pre, A_pre; A, g, d, e]`` (:class:`~vasa.motion.conditions.MotionConditions`).
+``C = [X_pre, A_pre; A, g, d, e]`` plus the reference motion ``x_ref``
+(:class:`~vasa.motion.conditions.MotionConditions`).
 
 * ``conditioning = "tokens"`` (the paper): the conditions are tokens placed with the noisy motion
-  along the time axis -- ``[t, g, d, e, X_pre (K), A_pre (K), A (W), X_t (W)]``, 2W + 2K + 4 tokens,
+  along the time axis -- ``[t, g, d, e, x_ref, X_pre (K), A_pre (K), A (W), X_t (W)]``, 2W + 2K + 5 tokens,
   one transformer encoder, full attention. Audio and motion tokens of the same frame share a learned
   frame-position embedding, token kinds a learned type embedding; the timestep embedding is a token
   and is also added to the noisy motion tokens.
 * ``conditioning = "adaln"`` (FLOAT-style ablation): only motion tokens ``[X_pre (K), X_t (W)]``; each
   token is modulated by adaLN-Zero from its frame's condition ``t + g + d + e + A_i`` (``A_pre`` for
-  the past tokens).
+  the past tokens), with ``x_ref`` added to every token's condition.
 
 Every condition has a learned null embedding, used where the condition is dropped (CFG, training
 dropout) or missing; audio frames past the end of the audio (``audio_mask`` False) get the null
@@ -92,12 +93,13 @@ class MotionDiT(nn.Module):
         self.audio_norm = nn.LayerNorm(f)
         self.a_in = nn.Linear(f, c)
         self.g_in, self.d_in, self.e_in = nn.Linear(2, c), nn.Linear(1, c), nn.Linear(cfg.emotion_dim, c)
+        self.r_in = nn.Linear(d, c)  # x_ref
         self.t_mlp = nn.Sequential(nn.Linear(c, c), nn.SiLU(), nn.Linear(c, c))
         # learned null embeddings (dropped or missing conditions)
         self.null = nn.ParameterDict({n: nn.Parameter(torch.randn(c) * 0.02)
-                                      for n in ("audio", "gaze", "distance", "emotion", "x_pre", "a_pre")})
+                                      for n in ("audio", "gaze", "distance", "emotion", "x_pre", "a_pre", "ref")})
         self.pos = nn.Parameter(torch.randn(k + w, c) * 0.02)  # frame positions: X_pre / A_pre, then X_t / A
-        n_types = 2 if self.adaln else 8  # tokens: t, g, d, e, X_pre, A_pre, A, X_t
+        n_types = 2 if self.adaln else 9  # tokens: t, g, d, e, X_pre, A_pre, A, X_t, x_ref
         self.type_emb = nn.Parameter(torch.randn(n_types, c) * 0.02)
         self.blocks = nn.ModuleList(Block(c, cfg.heads, cfg.mlp_ratio, cfg.dropout, self.adaln)
                                     for _ in range(cfg.layers))
@@ -139,6 +141,7 @@ class MotionDiT(nn.Module):
             "gaze": pick("gaze", "gaze", None if c.gaze is None else self.g_in(c.gaze), (b,)),
             "distance": pick("distance", "distance", None if c.distance is None else self.d_in(c.distance), (b,)),
             "emotion": pick("emotion", "emotion", None if c.emotion is None else self.e_in(c.emotion), (b,)),
+            "ref": pick("ref", "ref", None if c.ref is None else self.r_in(c.ref), (b,)),
         }
         a = self.a_in(self.audio_norm(c.audio))  # B x W x C
         emb["audio"] = torch.where(c.frame_mask()[..., None], a, self.null["audio"].expand_as(a))
@@ -165,7 +168,7 @@ class MotionDiT(nn.Module):
         pos_pre, pos_win = self.pos[:k], self.pos[k:]
         motion = self.x_in(x_t) + pos_win  # B x W x C
         if self.adaln:
-            glob = temb + e["gaze"] + e["distance"] + e["emotion"]  # B x C
+            glob = temb + e["gaze"] + e["distance"] + e["emotion"] + e["ref"]  # B x C
             tokens = torch.cat([e["x_pre"] + pos_pre, motion], 1) + self.type_emb[:1]  # B x (K+W) x C
             cond = glob[:, None] + torch.cat([e["a_pre"], e["audio"]], 1) + self.type_emb[1:]  # B x (K+W) x C
             for blk in self.blocks:
@@ -176,10 +179,10 @@ class MotionDiT(nn.Module):
         te = self.type_emb
         tokens = torch.cat([
             (temb + te[0])[:, None], (e["gaze"] + te[1])[:, None], (e["distance"] + te[2])[:, None],
-            (e["emotion"] + te[3])[:, None],
+            (e["emotion"] + te[3])[:, None], (e["ref"] + te[8])[:, None],
             e["x_pre"] + pos_pre + te[4], e["a_pre"] + pos_pre + te[5],
             e["audio"] + pos_win + te[6], motion + temb[:, None] + te[7],
-        ], 1)  # B x (4 + 2K + 2W) x C
+        ], 1)  # B x (5 + 2K + 2W) x C
         for blk in self.blocks:
             tokens = blk(tokens)
         return self.out(self.out_norm(tokens[:, -w:]))  # B x W x D

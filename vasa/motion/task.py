@@ -3,8 +3,9 @@
 One optimizer step on a batch of consecutive-window items (:class:`~vasa.motion.dataset.MotionWindows`):
 
 1. conditions from the batch (labels a clip lacks are dropped: ``has_gaze`` etc.);
-2. condition dropout from the loop's RNG: each of A, g, d, e with ``drop_prob``, the past context
-   (``X_pre``, ``A_pre``) with ``drop_past_prob``;
+2. condition dropout from the loop's RNG: each of A, g, d, e and the reference motion ``x_ref`` with
+   ``drop_prob`` (``ref_drop_prob`` for ``x_ref`` when set), the past context (``X_pre``, ``A_pre``)
+   with ``drop_past_prob``;
 3. audio-tail truncation: with ``truncate_prob`` a window keeps only its first
    ``U[min_frames, n]`` audio frames (the rest gets the null audio token and no loss), so the model
    handles the last, partial window of a clip;
@@ -38,7 +39,7 @@ def batch_conditions(batch: dict[str, torch.Tensor]) -> MotionConditions:
     """The conditions of a collated :class:`MotionWindows` batch (missing labels dropped)."""
     return MotionConditions(
         audio=batch["audio"], audio_mask=batch["mask"], gaze=batch["gaze"], distance=batch["distance"],
-        emotion=batch["emotion"], x_pre=batch["x_pre"], a_pre=batch["a_pre"],
+        emotion=batch["emotion"], x_pre=batch["x_pre"], a_pre=batch["a_pre"], ref=batch.get("ref"),
         keep={"gaze": batch["has_gaze"], "distance": batch["has_distance"], "emotion": batch["has_emotion"],
               "past": batch["has_past"]})
 
@@ -47,8 +48,9 @@ class MotionTask(TrainTask):
     """:class:`~vasa.train.TrainTask` for :class:`MotionDiT` (diffusion or the regression baseline)."""
 
     def __init__(self, clips: list[MotionClip], train_cfg: MotionTrainConfig = MotionTrainConfig(),
-                 mean=None, std=None):
+                 mean=None, std=None, data_info: dict[str, Any] | None = None):
         self.train_cfg = train_cfg
+        self.data_info = dict(data_info or {})  # recorded in config() (motion space, audio encoder)
         self.data = MotionWindows(clips, train_cfg.window, train_cfg.past, train_cfg.stride, mean, std)
         e_dim = next((len(c.emotion) for c in clips if c.emotion is not None), 6)
         self.model_cfg = train_cfg.model_config(self.data.motion_dim, self.data.audio_dim, e_dim)
@@ -72,6 +74,7 @@ class MotionTask(TrainTask):
         rand = lambda: torch.rand(b, device=dev)  # noqa: E731
         drops = {n: rand() < tc.drop_prob for n in ("audio", "gaze", "distance", "emotion")}
         drops["past"] = rand() < tc.drop_past_prob
+        drops["ref"] = rand() < (tc.drop_prob if tc.ref_drop_prob is None else tc.ref_drop_prob)
         n_valid = mask.sum(1)  # B
         lo = torch.clamp(n_valid, max=tc.min_frames)
         keep_n = lo + (rand() * (n_valid - lo + 1).float()).long().clamp(max=n_valid - lo)  # U[lo, n_valid]
@@ -100,7 +103,8 @@ class MotionTask(TrainTask):
         return total, {"x0": l_x0.detach(), "velocity": l_vel.detach(), "smooth": l_smooth.detach()}
 
     def config(self) -> dict[str, Any]:
-        return {"model": self.model_cfg.to_dict(), "train": self.train_cfg.to_dict(), "windows": len(self.data)}
+        cfg = {"model": self.model_cfg.to_dict(), "train": self.train_cfg.to_dict(), "windows": len(self.data)}
+        return {**cfg, "data": self.data_info} if self.data_info else cfg
 
 
 def load_motion_model(directory: str | Path) -> MotionDiT:
