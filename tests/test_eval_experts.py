@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from vasa.config import load_params
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERTS = dict(sync_steps=150, sync_lr=3e-3, capp_steps=30, capp_batch=16, emotion_steps=30, emotion_batch=32,
                val_clips=2, detect_stride=4, log_every=10, checkpoint_every=0, device="cpu", progress=False)
@@ -162,7 +164,8 @@ def test_stage_notebooks_smoke(corpus, experts, tmp_path):
     assert set(m["test_en"]) == {"gt", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast"}
     assert m["test_en"]["gt"]["s_c"] > m["test_en"]["static"]["s_c"]
     assert m["test_en"]["static"]["dp"] == 0.0 and "csim" in m["astronaut"]["vasa_50"]
-    assert set(m["controls"]) >= {"gt", "static", "vasa_50"}
+    control_row = load_params(ROOT / "params.yaml", profile="smoke").evaluate.control_row
+    assert set(m["controls"]) >= {"gt", "static", control_row}
     html = (out / "index.html").read_text()
     assert "FD-vasa-expert" in html and "<video" in html and "sync_offsets.png" in html
     assert (out / "testsets.json").is_file() and list((out / "videos").glob("*.mp4"))

@@ -249,6 +249,25 @@ def test_generate_batch_equals_per_clip_generation(sampler, steps):
         generate_batch(m, audios, controls[:1])
 
 
+def test_blend_boundary_spreads_the_step():
+    from vasa.motion.generate import blend_boundary
+    past = torch.tensor([[0.0, 1.0], [0.1, 1.0]])  # moving +0.1 per frame in dim 0
+    x = torch.tensor([[1.2, 2.0], [1.3, 2.0], [1.4, 2.0], [1.5, 2.0], [1.6, 2.0]])  # a step of +1.0 / +1.0
+    out = blend_boundary(x, past, 3)
+    torch.testing.assert_close(out[0], torch.tensor([0.2, 1.0]))  # the past's linear continuation
+    torch.testing.assert_close(out[3:], x[3:])  # frames after the blend are untouched
+    steps = out.diff(dim=0).norm(dim=1)
+    assert (steps[:2] < 0.6).all()  # the unit step is spread over the blend frames
+    assert torch.equal(blend_boundary(x, past, 0), x) and torch.equal(blend_boundary(x, None, 3), x)
+    m = _model()
+    audio = torch.randn(2 * W + 3, F, generator=torch.Generator().manual_seed(2))
+    raw, blended = (MotionGenerator(m, steps=3, seed=1, blend=b).generate(audio) for b in (0, 3))
+    torch.testing.assert_close(raw[:W], blended[:W])  # the first window has no boundary
+    assert not torch.equal(raw[W:W + 3], blended[W:W + 3])
+    with pytest.raises(VasaError):
+        MotionGenerator(m, blend=-1)
+
+
 def test_determinism_per_seed():
     m = _model()
     audio = torch.randn(2 * W + 3, F, generator=torch.Generator().manual_seed(2))

@@ -246,6 +246,9 @@ class MotionStageConfig:
     eval_fast_steps: int = field(default=10, metadata=_range(1, 100_000))
     eval_cost_clips: int = field(default=10, metadata=_range(1, 100_000))
     eval_cost_seconds: float = field(default=8.0, metadata=_range(0.04, 3600.0))
+    eval_cost_threads: int = field(default=1, metadata=_range(1, 256))
+    eval_ref_frame: int = field(default=0, metadata=_range(-1, 1_000_000))  # x_ref = this frame's export; -1 none
+    eval_blend: int = field(default=3, metadata=_range(0, 1000))  # frames to spread each window-boundary step over
 
     def validate(self) -> None:
         if self.past >= self.window or self.min_frames > self.window:
@@ -314,12 +317,13 @@ class EvaluateConfig:
     out: str = "reports/evaluate"  # testsets.json, results.json, figures/, videos/, index.html
     sets: list = field(default_factory=lambda: list(EVAL_SETS))
     rows: list = field(default_factory=lambda: list(EVAL_ROWS))
-    clips: int = field(default=8, metadata=_range(1, 100_000))  # test_en items
-    lang_clips: int = field(default=2, metadata=_range(1, 100_000))  # per language
-    art_clips: int = field(default=4, metadata=_range(1, 100_000))
+    long_rows: list = field(default_factory=lambda: ["static", "mouth_flap", "regression", "vasa_fast"])
+    clips: int = field(default=6, metadata=_range(1, 100_000))  # test_en items
+    lang_clips: int = field(default=1, metadata=_range(1, 100_000))  # per language
+    art_clips: int = field(default=2, metadata=_range(1, 100_000))
     long_items: int = field(default=1, metadata=_range(1, 1000))
     long_seconds: float = field(default=60.0, metadata=_range(10.0, 3600.0))
-    real_speech_items: int = field(default=2, metadata=_range(1, 1000))
+    real_speech_items: int = field(default=1, metadata=_range(1, 1000))
     max_seconds: float = field(default=4.0, metadata=_range(0.5, 3600.0))  # generated and measured per video
     csim_frames: int = field(default=4, metadata=_range(1, 10_000))
     drift_seconds: float = field(default=5.0, metadata=_range(0.2, 600.0))
@@ -329,7 +333,7 @@ class EvaluateConfig:
     fast_steps: int = field(default=10, metadata=_range(1, 10_000))
     cfg_audio: float = field(default=0.5, metadata=_range(0.0, 10.0))
     cfg_gaze: float = field(default=1.0, metadata=_range(0.0, 10.0))
-    control_row: str = field(default="vasa_50", metadata=_choice(*EVAL_ROWS))
+    control_row: str = field(default="vasa_fast", metadata=_choice(*EVAL_ROWS))
     control_portraits: int = field(default=2, metadata=_range(0, 1000))
     control_seconds: float = field(default=3.0, metadata=_range(0.5, 600.0))
     gaze_values: list = field(default_factory=lambda: [[0.0, 0.0], [15.0, 0.0], [-15.0, 0.0], [0.0, 10.0],
@@ -339,11 +343,12 @@ class EvaluateConfig:
     sample_items: int = field(default=1, metadata=_range(0, 1000))  # items per set in the video grid
     seed: int = 0
     device: str = field(default="cpu", metadata=_choice("auto", "cpu", "cuda"))
+    workers: int = field(default=1, metadata=_range(0, 64))  # measurement processes beside generation
 
     def validate(self) -> None:
-        for key, allowed in (("sets", EVAL_SETS), ("rows", EVAL_ROWS)):
+        for key, allowed in (("sets", EVAL_SETS), ("rows", EVAL_ROWS), ("long_rows", EVAL_ROWS)):
             bad = [v for v in getattr(self, key) if v not in allowed]
-            if bad or not getattr(self, key):
+            if bad or (not getattr(self, key) and key != "long_rows"):
                 raise VasaError(f"params: 'evaluate.{key}' has unknown entry {bad[0] if bad else None!r} "
                                 f"(allowed: {', '.join(allowed)})")
         if any(not isinstance(g, list) or len(g) != 2 for g in self.gaze_values):

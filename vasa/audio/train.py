@@ -241,6 +241,32 @@ def evaluate_encoder(encoder: AudioEncoder, corpus: Corpus, vocab: list[str],
 
 
 # ----------------------------------------------------------------------------- the train_audio stage
+# knobs that change neither the weights nor the data order: a run may resume across them
+RESUMABLE = frozenset({"progress", "stop_at_step", "num_workers", "log_every", "checkpoint_every", "device", "out",
+                       "work_dir"})
+
+
+def prepare_run_dir(work_dir: str | Path, settings: dict[str, Any]) -> bool:
+    """Whether the run in ``work_dir`` may resume: True when its ``run.json`` holds the same settings
+    (``RESUMABLE`` knobs ignored). Otherwise its checkpoints and dvclive logs are removed and ``run.json``
+    rewritten, so changing ``params.yaml`` (or the data) and re-running a stage starts a fresh run."""
+    import json
+    import shutil
+
+    from vasa.io.atomic import write_json
+
+    path = Path(work_dir) / "run.json"
+    key = json.loads(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()
+                                 if k not in RESUMABLE}))
+    same = path.is_file() and json.loads(path.read_text()) == key
+    if not same:
+        if (Path(work_dir) / "checkpoints").exists():
+            print(f"{work_dir}: settings changed since the last run, starting over")
+        shutil.rmtree(Path(work_dir) / "checkpoints", ignore_errors=True)
+        shutil.rmtree(Path(work_dir) / "dvclive", ignore_errors=True)
+        write_json(path, key)
+    return same
+
 def file_fingerprint(path: str | Path) -> str:
     """A short hash (16 hex digits) of a file's bytes (which exported weights produced a derived file)."""
     import hashlib
@@ -294,14 +320,13 @@ def train_audio(
     settings = {k: v for k, v in locals().items() if k not in ("corpus", "eval_splits")}
     import time
 
-    from vasa.latent.train import prepare_work_dir
     from vasa.train import Checkpoint, latest_checkpoint, save_pretrained, train
     from vasa.train.checkpoint import load_module_tensors
 
     if not Path(corpus, "manifest.jsonl").is_file():
         raise VasaError(f"no corpus at {corpus}: run `dvc repro prepare` (or `vasa synth --out {corpus}`) first")
     settings["corpus"] = str(Path(corpus).resolve())
-    prepare_work_dir(work_dir, settings)
+    prepare_run_dir(work_dir, settings)
     tcfg = AudioTrainConfig(size=size, lookahead=lookahead, train_splits=tuple(train_splits),
                             eval_splits=tuple(eval_splits), crop_frames=crop_frames, viseme_weight=viseme_weight,
                             label_smoothing=label_smoothing)

@@ -1,7 +1,10 @@
 """Expression classifier: a small CNN on face crops -> one of ``vasa.synth.params.EMOTIONS``.
 
 Trained in the project on face crops (:mod:`vasa.eval.crops`) of the corpus's train clips, each
-labelled with its record's ``conditions.emotion``; it judges the emotion control of generated
+labelled with its record's ``conditions.emotion``. A clip holds one identity and one emotion, so a
+plain classifier learns identities; an auxiliary head regresses the crop's ground-truth expression
+parameters (smile, brow raise / furrow, eye opening, lip press: ``EXPRESSION_COLUMNS``, what the
+emotions change) and makes the features about the expression. It judges the emotion control of generated
 video (requested vs classified emotion) and its penultimate features feed the Fréchet distance
 (:mod:`vasa.eval.fd`). A video's emotion: the argmax of the mean class probabilities over frames.
 
@@ -25,16 +28,21 @@ from vasa.synth.params import EMOTIONS
 from vasa.train import TrainTask
 
 
+AUX_SCALE = 0.5  # the expression parameters' typical magnitude (they lie in [-1, 1] / [0, 1])
+
+
 @dataclass
 class EmotionConfig:
     crop: dict = field(default_factory=lambda: CropSpec().to_dict())
     width: int = 16
     dim: int = 64  # penultimate features
     classes: int = len(EMOTIONS)
+    aux: int = 5  # expression parameters regressed by the auxiliary head (0 = none)
+    aux_weight: float = 1.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "EmotionConfig":
-        return cls(**d)
+        return cls(**{"aux": 0, **d})  # exports from before the auxiliary head have none
 
 
 def _block(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -52,6 +60,7 @@ class EmotionNet(nn.Module):
                                   _block(4 * w, 8 * w, 2), _block(8 * w, 8 * w), nn.AdaptiveAvgPool2d(1),
                                   nn.Flatten(), nn.Linear(8 * w, cfg.dim), nn.ReLU(inplace=True))
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(cfg.dim, cfg.classes))
+        self.aux = nn.Linear(cfg.dim, cfg.aux) if cfg.aux else None
 
     def features(self, crops: torch.Tensor) -> torch.Tensor:
         """B x S x S x 3 uint8 (or float 0..255) -> B x dim."""
@@ -107,7 +116,10 @@ class EmotionFrames(Dataset):
         dx, dy = rng.integers(-2, 3, 2)
         img = np.roll(img, (int(dy), int(dx)), (0, 1))
         img = np.clip(img * rng.uniform(0.8, 1.2) + rng.uniform(-15, 15), 0, 255)
-        return dict(crop=torch.from_numpy(np.ascontiguousarray(img)), label=torch.tensor(self.data[c].emotion))
+        fp = self.data[c].face_params
+        aux = np.zeros(5, np.float32) if fp is None else fp[i]
+        return dict(crop=torch.from_numpy(np.ascontiguousarray(img)), label=torch.tensor(self.data[c].emotion),
+                    aux=torch.from_numpy(aux))
 
 
 class EmotionTask(TrainTask):
@@ -123,9 +135,15 @@ class EmotionTask(TrainTask):
         return EmotionFrames(self.data, self.size, self.seed)
 
     def loss(self, model, batch, step, **kw):
-        logits = model(batch["crop"])
-        loss = F.cross_entropy(logits, batch["label"], label_smoothing=0.1)
-        return loss, {"acc": (logits.argmax(1) == batch["label"]).float().mean()}
+        feats = model.features(batch["crop"])
+        logits = model.head(feats)
+        ce = F.cross_entropy(logits, batch["label"], label_smoothing=0.1)
+        metrics = {"acc": (logits.argmax(1) == batch["label"]).float().mean(), "ce": ce}
+        if model.aux is None:
+            return ce, metrics
+        aux = F.mse_loss(model.aux(feats), batch["aux"] / AUX_SCALE)
+        metrics["aux"] = aux
+        return ce + self.cfg.aux_weight * aux, metrics
 
     def config(self) -> dict:
         return {"model": asdict(self.cfg), "clips": len(self.data), "seed": self.seed}

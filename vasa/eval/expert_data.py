@@ -9,7 +9,8 @@ For each speech clip of a split (at most ``max_clips``, a seeded choice):
 * ``mel``   T x 320 float16: frame-aligned log-mel (:func:`vasa.audio.features.log_mel_frames`);
 * ``pose``  T x 3 float32: ground-truth yaw, pitch, roll in degrees (CAPP);
 * ``emotion`` (index into ``vasa.synth.params.EMOTIONS``) and its intensity, from the record's
-  conditions.
+  conditions, and ``face_params``: the ground-truth expression parameters (smile, brows, eye
+  opening, lip press) of the K face crops (the classifier's auxiliary target).
 
 Face boxes come from MediaPipe on every ``detect_stride``-th frame, interpolated in between (a
 corpus head moves slowly; detection on every frame would dominate the stage's time).
@@ -31,6 +32,7 @@ from vasa.eval.crops import CropSpec, crop_faces, detect_boxes, fill_boxes, lowe
 from vasa.synth.params import EMOTIONS, PARAM_INDEX
 
 POSE_COLUMNS = ("yaw", "pitch", "roll")
+EXPRESSION_COLUMNS = ("smile", "brow_raise", "brow_furrow", "eye_wide", "lip_press")  # what emotions change
 
 
 @dataclass
@@ -42,6 +44,7 @@ class ClipArrays:
     pose: np.ndarray  # T x 3 float32 (degrees)
     emotion: int
     intensity: float
+    face_params: np.ndarray | None = None  # K x len(EXPRESSION_COLUMNS) ground truth of the face crops
 
     def __len__(self) -> int:
         return len(self.lips)
@@ -95,7 +98,8 @@ def build_expert_data(corpus: str | Corpus, split: str = "train", spec: CropSpec
             mel=clip_mel(clip.audio, len(frames)).astype(np.float16),
             pose=clip.params[:, cols].astype(np.float32),
             emotion=EMOTIONS.index(emo) if emo in EMOTIONS else -1,
-            intensity=float(cond.get("emotion_intensity") or 0.0)))
+            intensity=float(cond.get("emotion_intensity") or 0.0),
+            face_params=clip.params[k][:, [PARAM_INDEX[n] for n in EXPRESSION_COLUMNS]].astype(np.float32)))
     if detector is None:
         det.close()
     return out

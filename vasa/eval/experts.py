@@ -40,6 +40,8 @@ from vasa.train import Checkpoint, latest_checkpoint, load_pretrained, save_pret
 from vasa.train.checkpoint import load_module_tensors
 
 NAMES = ("sync", "capp", "emotion")
+# bumped when an expert's architecture or training changes: a finished run of an older version is redone
+VERSIONS = {"sync": 1, "capp": 2, "emotion": 2}
 SHIFT_CHECK = 5  # frames of audio delay in the sync validation
 
 
@@ -129,6 +131,7 @@ def train_experts(
         "sync": dict(data_key, steps=sync_steps, batch=sync_batch, chunk=sync_chunk, lr=sync_lr, width=sync_width),
         "capp": dict(data_key, steps=capp_steps, batch=capp_batch, lr=capp_lr, width=capp_width, layers=capp_layers),
         "emotion": dict(data_key, steps=emotion_steps, batch=emotion_batch, lr=emotion_lr, width=emotion_width)}
+    settings = {n: dict(s, version=VERSIONS[n]) for n, s in settings.items()}
     steps = {"sync": sync_steps, "capp": capp_steps, "emotion": emotion_steps}
     t0 = time.perf_counter()
     summary: dict[str, Any] = {"experts": {}}

@@ -17,6 +17,10 @@ and aggregates:
 * ``controls[row]``: gaze error (degrees), distance response (Spearman, R²), emotion accuracy,
   with the raw points for the response curves; the ground-truth row measures the corpus's own
   conditions (the estimators' floor) and the static portrait is the no-control reference.
+
+Measurement runs in ``workers`` forked processes beside generation (:mod:`vasa.eval.workers`). The
+long set runs ``long_rows`` only (60 s with 50 sampling steps costs minutes on a CPU; the fast
+sampler shares the decoder, whose identity drift is measured).
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from tqdm.auto import tqdm
 from vasa.data.corpus import Corpus
 from vasa.errors import VasaError
 from vasa.eval import metrics as M
-from vasa.eval.measure import VideoMeasurer
 from vasa.eval.rows import GENERATED, ROWS, RowMaker
 from vasa.eval.testsets import FORMAT, SETS, build_testsets, corpus_fingerprint, load_item
+from vasa.eval.workers import MeasurePool
 from vasa.io.atomic import write_json
 from vasa.synth.params import EMOTIONS
 
@@ -127,8 +131,6 @@ def _best(table: dict, ref: dict | None) -> dict:
 
 def _fd(records: list[dict], boots: int = 20, seed: int = 0) -> dict:
     """FD-vasa-expert of each row against the ground-truth segments, per set (bootstrap CI over items)."""
-    from vasa.eval.metrics import frechet_distance
-
     rng = np.random.default_rng(seed)
     by: dict = {}
     for r in records:
@@ -141,17 +143,17 @@ def _fd(records: list[dict], boots: int = 20, seed: int = 0) -> dict:
         ref = rows.get("gt") or ref_all
         if not ref or sum(len(x) for x in ref) < 3:
             continue
-        ref_x = np.concatenate(ref)
+        fd_ref = M.FrechetReference(np.concatenate(ref))
         for row, feats in rows.items():
             if row == "gt" or sum(len(x) for x in feats) < 3:
                 continue
-            val = frechet_distance(np.concatenate(feats), ref_x)
+            val = fd_ref.distance(np.concatenate(feats))
             bs = []
             for _ in range(boots if len(feats) > 1 else 0):
                 pick = rng.integers(len(feats), size=len(feats))
                 x = np.concatenate([feats[i] for i in pick])
                 if len(x) >= 3:
-                    bs.append(frechet_distance(x, ref_x))
+                    bs.append(fd_ref.distance(x))
             ci = float(1.96 * np.std(bs)) if len(bs) > 1 else 0.0
             out.setdefault(s, {})[row] = {"mean": val, "ci": ci, "n": len(feats)}
     return out
@@ -166,21 +168,21 @@ def evaluate(
     out: str = "reports/evaluate",               # testsets.json, results.json, figures/, videos/, index.html
     sets: list | tuple = SETS,
     rows: list | tuple = ROWS,
-    clips: int = 8, lang_clips: int = 2, art_clips: int = 4, long_items: int = 1, long_seconds: float = 60.0,
-    real_speech_items: int = 2,
+    long_rows: list | tuple = ("static", "mouth_flap", "regression", "vasa_fast"),  # rows run on the long set
+    clips: int = 6, lang_clips: int = 1, art_clips: int = 2, long_items: int = 1, long_seconds: float = 60.0,
+    real_speech_items: int = 1,
     max_seconds: float = 4.0,                    # seconds generated and measured per video (long: measured at the end)
     csim_frames: int = 4, drift_seconds: float = 5.0, drift_frames: int = 4,
     steps: int = 50, fast_sampler: str = "dpmpp_2m", fast_steps: int = 10, cfg_audio: float = 0.5,
     cfg_gaze: float = 1.0,
-    control_row: str = "vasa_50", control_portraits: int = 2, control_seconds: float = 3.0,
+    control_row: str = "vasa_fast", control_portraits: int = 2, control_seconds: float = 3.0,
     gaze_values: list | tuple = ((0.0, 0.0), (15.0, 0.0), (-15.0, 0.0), (0.0, 10.0), (0.0, -10.0)),
     distance_values: list | tuple = (0.8, 0.9, 1.0, 1.1, 1.25),
     emotions: list | tuple = EMOTIONS,
     sample_items: int = 1, seed: int = 0, device: str = "cpu", progress: bool = True,
+    workers: int = 1,                            # measurement processes beside generation (0: inline)
 ) -> Results:
     """Run the evaluation (see the module docstring); returns :class:`Results` (also written to ``out``)."""
-    from vasa.eval.experts import load_experts
-
     t0 = time.perf_counter()
     c = Corpus(corpus)
     out_p = Path(out)
@@ -188,19 +190,16 @@ def evaluate(
     manifest = testsets_manifest(c, out_p / "testsets.json", sets=list(sets), clips=clips, lang_clips=lang_clips,
                                  art_clips=art_clips, long_items=long_items, long_seconds=long_seconds,
                                  real_speech_items=real_speech_items, seed=seed)
-    ex = load_experts(experts)
-    official = None
-    if syncnet_weights:
-        from vasa.eval.syncnet_official import OfficialSync
-
-        official = OfficialSync(syncnet_weights)
+    if not Path(experts).is_dir():
+        raise VasaError(f"no experts at {experts}: run `dvc repro train_experts` first")
     maker = RowMaker(bundle or None, regression or None, steps, fast_sampler, fast_steps, cfg_audio, cfg_gaze, seed,
                      device)
     avail = maker.available(rows)
     run_rows = [r for r in rows if avail[r] is None]
-    meas = VideoMeasurer(ex, official, csim_frames, drift_seconds, drift_frames)
-    max_f = int(round(max_seconds * FPS))
-    records: list[dict] = []
+    pool = MeasurePool(workers, experts=experts, syncnet_weights=syncnet_weights, csim_frames=csim_frames,
+                       drift_seconds=drift_seconds, drift_frames=drift_frames)
+    max_f, drift_f = int(round(max_seconds * FPS)), int(round(drift_seconds * FPS))
+    jobs: list[tuple[dict, object]] = []
     samples: dict = {}
     total = sum(len(s["items"]) for s in manifest["sets"].values())
     bar = tqdm(total=total * len(run_rows), desc="evaluate", disable=not progress)
@@ -218,29 +217,32 @@ def evaluate(
                     samples[(set_name, item.id)] = {"_audio": audio[:max_f * SPF], "_portrait": item.portrait}
                 for row in run_rows:
                     bar.update(1)
-                    if row == "gt" and gt_frames is None:
+                    if (row == "gt" and gt_frames is None) or (is_long and row not in long_rows):
                         continue
                     o = maker.make(row, item.portrait, audio, gt_frames=gt_frames)
                     frames = o.frames
                     lo = max(0, len(frames) - max_f) if is_long else 0
                     win = frames[lo:lo + max_f]
-                    m = meas(win, audio[lo * SPF:(lo + len(win)) * SPF], item.portrait, gt_params=gt_params,
-                             gt_frames=None if row == "gt" else gt_frames, full_frames=frames if is_long else None)
-                    m.update(set=set_name, row=row, item=item.id, language=it.get("language", "en"),
-                             style=it.get("style", "photo"), conditions=it.get("conditions", {}),
-                             fps=float(len(frames) / o.seconds) if row in GENERATED + ("mouth_flap",)
-                             and o.seconds > 0 else float("nan"))
-                    records.append(m)
+                    drift = np.concatenate([frames[:drift_f], frames[-drift_f:]]) \
+                        if is_long and len(frames) >= 2 * drift_f else None
+                    fut = pool.video(win, audio[lo * SPF:(lo + len(win)) * SPF], item.portrait, gt_params,
+                                     None if row == "gt" else gt_frames, drift)
+                    meta = dict(set=set_name, row=row, item=item.id, language=it.get("language", "en"),
+                                style=it.get("style", "photo"), conditions=it.get("conditions", {}),
+                                fps=float(len(frames) / o.seconds) if row in GENERATED + ("mouth_flap",)
+                                and o.seconds > 0 else float("nan"))
+                    jobs.append((meta, fut))
                     if keep:
                         samples[(set_name, item.id)][row] = win
+        records = [{**f.result(), **meta} for meta, f in jobs]
         timing = {"rows_seconds": time.perf_counter() - t0}
         t1 = time.perf_counter()
-        controls = _controls(maker, meas, c, manifest, records, control_row if control_row in run_rows else None,
+        controls = _controls(maker, pool, c, manifest, records, control_row if control_row in run_rows else None,
                              control_portraits, control_seconds, gaze_values, distance_values, emotions, progress)
         timing["controls_seconds"] = time.perf_counter() - t1
     finally:
         bar.close()
-        meas.close()
+        pool.close()
     table = _table(records)
     ref = table.get("test_en", {}).get("gt")
     best = {s: _best(t, ref) for s, t in table.items()}
@@ -264,7 +266,7 @@ def _table(records: list[dict]) -> dict:
     return {s: {row: {m: M.mean_ci(v) for m, v in ms.items()} for row, ms in rows.items()} for s, rows in vals.items()}
 
 
-def _controls(maker: RowMaker, meas: VideoMeasurer, c: Corpus, manifest: dict, records: list[dict], row: str | None,
+def _controls(maker: RowMaker, pool: MeasurePool, c: Corpus, manifest: dict, records: list[dict], row: str | None,
               portraits: int, seconds: float, gaze_values, distance_values, emotions, progress: bool) -> dict:
     """Requested vs measured gaze, distance, emotion (see the module docstring)."""
     out: dict = {}
@@ -282,34 +284,28 @@ def _controls(maker: RowMaker, meas: VideoMeasurer, c: Corpus, manifest: dict, r
     n = int(round(seconds * FPS))
     todo = [("static", None)] + ([(row, None)] if row else [])
     for rname, _ in todo:
-        gz_req, gz_meas, d_req, d_meas, e_req, e_pred = [], [], [], [], [], []
+        gz, dist, emo = [], [], []  # (requested, future)
         for it in tqdm(items, desc=f"controls ({rname})", disable=not progress):
             item = load_item(c, it)
             audio = item.audio[:n * SPF]
             if rname == "static":  # no controls: one video answers every request
-                fr = maker.make("static", item.portrait, audio).frames
-                tr = meas.tracker(fr)
-                mg, dist, emo = tr.main_gaze(), tr.distance(), meas.emotion_only(fr)
-                gz_req += list(gaze_values)
-                gz_meas += [mg or (np.nan, np.nan)] * len(gaze_values)
-                d_req += list(distance_values)
-                d_meas += [np.nan if dist is None else dist] * len(distance_values)
-                e_req += list(emotions)
-                e_pred += [emo] * len(emotions)
+                f = pool.control(maker.make("static", item.portrait, audio).frames)
+                gz += [(tuple(g), f) for g in gaze_values]
+                dist += [(float(d), f) for d in distance_values]
+                emo += [(e, f) for e in emotions]
                 continue
             for g in gaze_values:
-                tr = meas.tracker(maker.make(rname, item.portrait, audio, gaze=tuple(float(x) for x in g)).frames)
-                gz_req.append(tuple(g))
-                gz_meas.append(tr.main_gaze() or (np.nan, np.nan))
+                g = tuple(float(x) for x in g)
+                gz.append((g, pool.control(maker.make(rname, item.portrait, audio, gaze=g).frames)))
             for d in distance_values:
-                tr = meas.tracker(maker.make(rname, item.portrait, audio, distance=float(d)).frames)
-                d_req.append(float(d))
-                dist = tr.distance()
-                d_meas.append(np.nan if dist is None else dist)
+                dist.append((float(d), pool.control(maker.make(rname, item.portrait, audio, distance=float(d)).frames)))
             for e in emotions:
-                e_req.append(e)
-                e_pred.append(meas.emotion_only(maker.make(rname, item.portrait, audio, emotion=e).frames))
-        out[rname] = _control_summary(gz_req, gz_meas, d_req, d_meas, e_req, e_pred)
+                emo.append((e, pool.control(maker.make(rname, item.portrait, audio, emotion=e).frames)))
+        nan2 = (np.nan, np.nan)
+        out[rname] = _control_summary(
+            [g for g, _ in gz], [f.result()[0] or nan2 for _, f in gz],
+            [d for d, _ in dist], [np.nan if f.result()[1] is None else f.result()[1] for _, f in dist],
+            [e for e, _ in emo], [f.result()[2] for _, f in emo])
     return out
 
 
@@ -345,6 +341,8 @@ def score_file(path: str | Path, experts: str = "models/experts", portrait: np.n
     from vasa.eval.experts import load_experts
     from vasa.eval.sync import check_rates
     from vasa.io.video import read_mp4
+
+    from vasa.eval.measure import VideoMeasurer
 
     frames, audio, fps = read_mp4(path)
     check_rates(fps, 16000)

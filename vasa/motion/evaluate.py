@@ -22,7 +22,8 @@ Ground truth enters only here, through linear read-outs fit on the **val** split
 * (e) every metric for the diffusion model and the **regression baseline** (same backbone).
 * (f) **seamlessness**: ``|X_t - X_{t-1}|`` (normalised units) at window boundaries vs within windows.
 * (g) **sampling cost**: ms of compute per second of motion (one clip, batch 1, CFG included, this
-  CPU) for DDIM at several step counts, the few-step sampler and the baseline, with (a) and (b) at each.
+  CPU, ``cost_threads`` threads, best of two runs) for DDIM at several step counts, the few-step
+  sampler and the baseline, with (a) and (b) at each.
 
 The audio encoder's frame phoneme accuracy (h) is measured by the ``train_audio`` stage
 (:func:`vasa.audio.train.evaluate_encoder`); its fingerprint is recorded here.
@@ -156,18 +157,28 @@ def quality(space: MotionSpace, ro: Readouts, gen: list[np.ndarray], gt: list[np
             "_per_clip": {"jaw_r_vs_exported": r_lat, "jaw_r_vs_true": r_gt, "jaw_r_vs_other_clip": r_other}}
 
 
-def seams(xs: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray) -> dict[str, Any]:
-    """(f) frame-to-frame change ``|X_t - X_{t-1}|`` (L2 over normalised dims) at window starts vs within."""
-    at, within = [], []
+def seams(xs: list[np.ndarray], window: int, mean: np.ndarray, std: np.ndarray, region: int = 4) -> dict[str, Any]:
+    """(f) frame-to-frame change ``|X_t - X_{t-1}|`` (L2 over normalised dims) at window starts vs within.
+
+    ``ratio``: mean change into the first frame of a window / mean change elsewhere; ``region_ratio``:
+    the same for the first ``region`` frames of every window (a step spread over a few frames, e.g. by
+    :func:`~vasa.motion.generate.blend_boundary`, still shows there) against the frames after them.
+    """
+    at, within, reg, rest = [], [], [], []
     for x in xs:
         d = np.linalg.norm(np.diff((x - mean) / std, axis=0), axis=1)  # change into frame t = 1..T-1
         t = np.arange(1, len(x))
         at.append(d[t % window == 0])
         within.append(d[t % window != 0])
-    a = np.concatenate(at) if at else np.zeros(0)
-    w = np.concatenate(within) if within else np.zeros(0)
-    ma, mw = (float(a.mean()) if len(a) else float("nan")), (float(w.mean()) if len(w) else float("nan"))
+        past_first = t >= window  # the first window has no boundary
+        reg.append(d[past_first & (t % window < region)])
+        rest.append(d[t % window >= region])
+    cat = lambda v: np.concatenate(v) if v else np.zeros(0)  # noqa: E731
+    a, w, rg, rs = cat(at), cat(within), cat(reg), cat(rest)
+    mean_ = lambda v: float(v.mean()) if len(v) else float("nan")  # noqa: E731
+    ma, mw = mean_(a), mean_(w)
     return {"boundary_mean": ma, "within_mean": mw, "ratio": ma / mw if len(a) and mw > 0 else float("nan"),
+            "region_ratio": mean_(rg) / mean_(rs) if len(rg) and len(rs) and mean_(rs) > 0 else float("nan"),
             "boundary_n": int(len(a)), "_boundary": a, "_within": w}
 
 
@@ -211,8 +222,11 @@ def evaluate_motion(
     fast_steps: int = 10,
     cost_clips: int = 10,                # (g) clips for the quality at each setting
     cost_seconds: float = 8.0,           # (g) length of the timed clip
-    ref_frame: int = 0,                  # frame of each test clip whose exported motion is x_ref (the portrait); -1: none
+    cost_threads: int = 1,               # (g) torch threads while timing (1: stable on a shared CPU)
+    ref_frame: int = 0,                  # x_ref = the exported motion of this frame of each test clip; -1: none
     ablate_ref: bool = True,             # also generate without x_ref (the paper's conditions) for (a), (b), (f)
+    blend: int = 3,                      # frames over which each window-boundary step is spread (0 = raw output)
+    ablate_blend: bool = True,           # also the raw output (blend 0) of the diffusion model, for (f)
     seed: int = 0,
     figures_dir: str | None = "reports/motion",
     progress: bool = True,
@@ -247,18 +261,19 @@ def evaluate_motion(
     timings: dict[str, float] = {}
 
     def gen(name: str, idx: list[int], *, controls=None, steps_=steps, sampler_=sampler, seed_=seed,
-            frames: int | None = None) -> list[np.ndarray]:
+            frames: int | None = None, blend_: int | None = None) -> list[np.ndarray]:
         t0 = time.perf_counter()
         a = [audio[i][:frames] if frames else audio[i] for i in idx]
         out = generate_batch(models[name], a, controls if controls is not None else [ctrl[i] for i in idx],
-                             sampler=sampler_, steps=steps_, guidance=guidance, seed=seed_)
+                             sampler=sampler_, steps=steps_, guidance=guidance, seed=seed_,
+                             blend=blend if blend_ is None else blend_)
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         return [o.numpy().astype(np.float64) for o in out]
 
     all_idx = list(range(len(test)))
     m: dict[str, Any] = {"setup": dict(info, split=split, probe_split=probe_split, clips=len(test),
                                        probe_clips=len(val), sampler=sampler, steps=steps, guidance=guidance,
-                                       ref_frame=ref_frame,
+                                       ref_frame=ref_frame, blend=blend,
                                        threads=torch.get_num_threads(), window=window,
                                        seconds_of_motion=float(sum(len(x) for x in gt) / 25.0))}
     # read-out quality on the test split's exported motion (how far the probes can be trusted)
@@ -275,6 +290,8 @@ def evaluate_motion(
     generated = {name: gen(name, all_idx) for name in models}
     if ablate_ref and ref_frame >= 0:
         generated["diffusion, no x_ref"] = gen("diffusion", all_idx, controls=[{**c, "ref": None} for c in ctrl])
+    if ablate_blend and blend > 0:
+        generated["diffusion, no blend"] = gen("diffusion", all_idx, blend_=0)
     arrays: dict[str, Any] = {"clip_ids": [t.clip_id for t in test], "gt": gt, "true_jaw": jaw,
                               "generated": generated}
     qual = {}
@@ -325,7 +342,7 @@ def evaluate_motion(
     # (g) sampling cost and quality per sampler setting
     m["sampling"], arrays["sampling"] = _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps,
                                                        all_idx[:cost_clips], space, ro, gt, jaw, guidance,
-                                                       cost_seconds, (sampler, steps), generated)
+                                                       cost_seconds, (sampler, steps), generated, cost_threads, blend)
     m["generation_seconds"] = timings
     m["seconds"] = time.perf_counter() - t_start
     figures = make_figures(space, ro, m, arrays, window)
@@ -397,7 +414,8 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps, idx, space, ro, gt, jaw, guidance,
-                   seconds: float, main: tuple[str, int], generated: dict) -> tuple[dict, dict]:
+                   seconds: float, main: tuple[str, int], generated: dict, cost_threads: int,
+                   blend: int) -> tuple[dict, dict]:
     settings = [("ddim", int(s)) for s in cost_steps] + [(fast_sampler, int(fast_steps))]
     frames = max(1, int(round(seconds * 25)))
     longest = max(audio, key=len)
@@ -408,13 +426,18 @@ def _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps, idx
     if "regression" in models:
         rows.append(("regression", "regression", "onestep", 1))
     for key, name, s, n in rows:
-        g = MotionGenerator(models[name], sampler=s, steps=n, guidance=guidance, seed=0)
-        g.generate(timed_audio[:models[name].cfg.window])  # warm-up
-        best = float("inf")
-        for _ in range(2):  # the best of two: a shared CPU only ever slows a run down
-            t0 = time.perf_counter()
-            g.generate(timed_audio)
-            best = min(best, time.perf_counter() - t0)
+        g = MotionGenerator(models[name], sampler=s, steps=n, guidance=guidance, seed=0, blend=blend)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cost_threads)
+        try:
+            g.generate(timed_audio[:models[name].cfg.window])  # warm-up
+            best = float("inf")
+            for _ in range(2):  # the best of two: a shared CPU only ever slows a run down
+                t0 = time.perf_counter()
+                g.generate(timed_audio)
+                best = min(best, time.perf_counter() - t0)
+        finally:
+            torch.set_num_threads(threads)
         ms = 1000.0 * best / (frames / 25.0)
         if name == "diffusion" and (s, n) == main:
             xs = [generated["diffusion"][i] for i in idx]  # already generated with this setting
@@ -426,7 +449,7 @@ def _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps, idx
         out[key] = {"ms_per_s": ms, "realtime_factor": 1000.0 / ms, "sampler": s, "steps": n,
                     "jaw_r_vs_exported": q["jaw_r_vs_exported"]["mean"], "jaw_r_vs_true": q["jaw_r_vs_true"]["mean"],
                     "dP": q["dP"]["mean"]}
-    return {"settings": out, "timed_seconds": frames / 25.0, "threads": torch.get_num_threads()}, arr
+    return {"settings": out, "timed_seconds": frames / 25.0, "threads": cost_threads}, arr
 
 
 # ----------------------------------------------------------------------------- figures
@@ -489,7 +512,8 @@ def make_figures(space: MotionSpace, ro: Readouts, m: dict, arrays: dict, window
     fig, ax = plt.subplots(1, 1, figsize=(8, 3.6))
     for name in list(gen) + ["exported (ground truth)"]:
         s = arrays[f"seams_{name}"]
-        hi = max(1e-6, float(np.percentile(np.concatenate([s["within"], s["boundary"]]), 99))) if len(s["within"]) else 1
+        both = np.concatenate([s["within"], s["boundary"]])
+        hi = max(1e-6, float(np.percentile(both, 99))) if len(both) else 1.0
         bins = np.linspace(0, hi, 40)
         ax.hist(s["within"], bins=bins, density=True, histtype="step", label=f"{name}: within windows")
         if len(s["boundary"]):

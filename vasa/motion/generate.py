@@ -35,6 +35,25 @@ from vasa.motion.sampling import DEFAULT_GUIDANCE, get_sampler, guided_denoiser
 from vasa.train.checkpoint import derive_seed
 
 WINDOW_SEED_PURPOSE = 7  # mixed into derive_seed(seed, purpose, window index)
+DEFAULT_BLEND = 3  # frames (120 ms): the measured step at window boundaries (2.7x the within-window change) -> 0.9x
+
+
+def blend_boundary(x: torch.Tensor, x_pre: torch.Tensor | None, frames: int) -> torch.Tensor:
+    """Spread the step at a window boundary over the window's first ``frames`` frames.
+
+    ``x``: n x D new window (normalised), ``x_pre``: the K frames before it (what was emitted). The
+    jump ``d = x[0] - (2 X_pre[-1] - X_pre[-2])`` (the first frame against the past's linear
+    continuation) is removed at frame 0 and faded out linearly by frame ``frames``; later frames are
+    untouched. It depends only on the past and the window, so streaming still equals offline.
+    """
+    if frames <= 0 or x_pre is None or len(x_pre) < 2 or len(x) == 0:
+        return x
+    d = x[0] - (2 * x_pre[-1] - x_pre[-2])
+    k = min(frames, len(x))
+    ramp = 1.0 - torch.arange(k, dtype=x.dtype, device=x.device) / frames  # 1 .. > 0
+    out = x.clone()
+    out[:k] = out[:k] - ramp[:, None] * d.to(x.device)
+    return out
 
 
 def window_seed(seed: int, index: int) -> int:
@@ -49,13 +68,15 @@ class MotionGenerator:
     ``vasa.synth.params.EMOTIONS`` with ``emotion_intensity``; ``None`` drops the condition (its null
     token). Defaults follow the paper: forward gaze, nominal distance, no emotion. ``ref``: the
     portrait's own motion ``[z_pose, z_dyn]`` (model units, ``D`` numbers) or None (dropped).
+    ``blend``: frames over which the step at each window boundary is spread (:func:`blend_boundary`;
+    0 = the model's raw output).
     """
 
     def __init__(self, model: MotionDiT, *, sampler: str = "ddim", steps: int = 50,
                  guidance: dict[str, float] | None = None, seed: int = 0,
                  gaze: tuple[float, float] | None = (0.0, 0.0), distance: float | None = 1.0,
                  emotion: str | None = None, emotion_intensity: float = 1.0,
-                 ref: np.ndarray | torch.Tensor | None = None):
+                 ref: np.ndarray | torch.Tensor | None = None, blend: int = DEFAULT_BLEND):
         self.model = model.eval()
         self.cfg = model.cfg
         self.schedule = NoiseSchedule(self.cfg.diffusion_steps, self.cfg.schedule)
@@ -64,6 +85,9 @@ class MotionGenerator:
         self.sampler, self.steps = get_sampler(sampler), steps
         self.guidance = dict(DEFAULT_GUIDANCE if guidance is None else guidance)
         self.seed = seed
+        if blend < 0:
+            raise VasaError(f"blend must be >= 0 frames, got {blend}")
+        self.blend = blend  # frames over which a window's first-frame step is spread (blend_boundary)
         p = next(model.parameters())
         dev, dt = p.device, p.dtype
         as_t = lambda v: None if v is None else torch.as_tensor(v, device=dev, dtype=dt)[None]  # noqa: E731
@@ -112,7 +136,7 @@ class MotionGenerator:
         noise, gen = self.noise(index)
         denoise = guided_denoiser(self.model, cond, self.guidance)
         x = self.sampler(denoise, noise, self.schedule, steps=self.steps, generator=gen)  # 1 x W x D
-        return x[0, :audio.shape[0]]
+        return blend_boundary(x[0, :audio.shape[0]], x_pre, self.blend)
 
     def _check_audio(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         a = torch.as_tensor(np.asarray(audio) if not isinstance(audio, torch.Tensor) else audio, dtype=torch.float32)
@@ -182,7 +206,7 @@ class MotionStream:
 @torch.no_grad()
 def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], controls: list[dict] | None = None, *,
                    sampler: str = "ddim", steps: int = 50, guidance: dict[str, float] | None = None,
-                   seed: int = 0) -> list[torch.Tensor]:
+                   seed: int = 0, blend: int = DEFAULT_BLEND) -> list[torch.Tensor]:
     """Motion for several clips at once (evaluation): the windows of every clip with the same index
     go through ``H`` in one batch. ``controls[i]`` holds clip ``i``'s ``gaze`` / ``distance`` /
     ``emotion`` / ``emotion_intensity`` keywords of :class:`MotionGenerator` (a key set to None drops
@@ -195,7 +219,8 @@ def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], co
     controls = controls if controls is not None else [{} for _ in audios]
     if len(controls) != len(audios):
         raise VasaError(f"{len(audios)} audio tracks but {len(controls)} control sets")
-    gens = [MotionGenerator(model, sampler=sampler, steps=steps, guidance=guidance, seed=seed, **c) for c in controls]
+    gens = [MotionGenerator(model, sampler=sampler, steps=steps, guidance=guidance, seed=seed, blend=blend, **c)
+            for c in controls]
     if not gens:
         return []
     feats = [g._check_audio(a) for g, a in zip(gens, audios)]
@@ -214,6 +239,7 @@ def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], co
         x = g0.sampler(guided_denoiser(model, cond, g0.guidance), torch.cat(noises), g0.schedule, steps=g0.steps,
                        generator=gen)  # B x W x D
         for j, i in enumerate(active):
-            outs[i].append(x[j, :len(feats[i][s:s + w])])
+            past = torch.cat(outs[i])[s - k:s] if k and s >= k else None
+            outs[i].append(blend_boundary(x[j, :len(feats[i][s:s + w])], past, g0.blend))
     return [model.denormalize(torch.cat(o).to(model.motion_mean.device)).cpu() if o else
             torch.zeros(0, g0.cfg.motion_dim) for o in outs]

@@ -56,7 +56,8 @@ def load_stage_data(corpus: str | Path, motion: str | Path, audio_model: str | P
     space = load_motion_space(motion_source, motion, c)
     recs = {s: c.records(split=s, kind="speech") for s in splits}
     if space.source == "latent":  # clips the export lacks cannot be used (an export of another corpus)
-        missing = [r["id"] for rs in recs.values() for r in rs if not (Path(motion) / "clips" / f"{r['id']}.npz").is_file()]
+        missing = [r["id"] for rs in recs.values() for r in rs
+                   if not (Path(motion) / "clips" / f"{r['id']}.npz").is_file()]
         if missing:
             raise VasaError(f"{len(missing)} speech clips of {corpus} have no motion file in {motion} "
                             f"(e.g. {missing[0]}): run `dvc repro export_motion`")
@@ -114,7 +115,7 @@ def train_motion(
     "regression": {...}}`` (a run stopped by ``stop_at_step`` returns before the baseline)."""
     settings = {k: v for k, v in locals().items() if k not in ("corpus", "motion", "audio_model", "regression_out",
                                                               "regression_steps")}
-    from vasa.latent.train import prepare_work_dir
+    from vasa.audio.train import prepare_run_dir
     from vasa.train import train
 
     if not Path(corpus, "manifest.jsonl").is_file():
@@ -139,7 +140,7 @@ def train_motion(
                                  smooth_weight=smooth_weight, diffusion_steps=diffusion_steps, schedule=schedule)
         task = MotionTask(train_clips, tcfg, space.mean, space.std, data_info=info)
         run_dir = Path(work_dir) / objective
-        prepare_work_dir(run_dir, {**settings, "objective": objective, "steps": n_steps, "work_dir": str(run_dir)})
+        prepare_run_dir(run_dir, {**settings, "objective": objective, "steps": n_steps})
         start = _current_step(run_dir)
         t1 = time.perf_counter()
         metrics = train(task, out_dir=run_dir, steps=n_steps, batch_size=batch_size, lr=lr, weight_decay=weight_decay,

@@ -5,6 +5,8 @@ frames come) and measures it. :func:`simulate_stream` feeds a speech file in chu
 would arrive live (chunk ``k`` is handed over when its last sample would have been spoken; when
 generation falls behind, the next chunk is simply late). The figures:
 
+The talker is warmed up first (:meth:`Talker.warmup`), as a live service would be.
+
 * ``first_frame_latency_s``: from handing over the first chunk to the first output frame. It is
   at least the stream's algorithmic latency (``algorithmic_latency_s``: one motion window plus the
   audio encoder's look-ahead, which must be heard first) plus the time to compute that window;
@@ -95,6 +97,7 @@ def run_stream(talker, image, chunks, *, out: str | Path | None = None, **option
     from vasa.watermark import new_generation_id
     from vasa.watermark.embed import DISABLE_ENV
 
+    talker.warmup(options.get("resolution", 512))  # a live service is warm before the first chunk arrives
     tap = _Tap(chunks)
     gid = options.pop("generation_id", None)
     gid = new_generation_id() if gid is None else gid

@@ -227,6 +227,20 @@ class Talker:
         la = self.bundle.audio.cfg.lookahead if self.bundle.audio_mode == "encoder" else 0
         return int(self.bundle.motion.cfg.window + la)
 
+    def warmup(self, resolution: int | None = DEFAULT_RESOLUTION) -> float:
+        """Run the pipeline once on silence (one motion window, 1 step, unmarked, discarded), so that
+        one-time costs (library imports, the mel filterbank, kernel selection) do not delay a live
+        stream's first frame. Returns the seconds it took."""
+        t0 = time.perf_counter()
+        s = self.image_size
+        grey = np.full((s, s, 3), 128, np.uint8)
+        sess = Session(self, Portrait(grey, grey, None), self.controls(steps=1), check_resolution(resolution), False,
+                       None, keep_motion=False)
+        spf = self.sr // self.fps
+        for _ in sess.push(np.zeros(spf * (self.latency_frames + 1), np.float32)):
+            pass
+        return time.perf_counter() - t0
+
     def controls(self, **controls) -> Controls:
         """Validated :class:`~vasa.talker.inputs.Controls` (one-line errors naming the allowed range)."""
         return Controls.build(max_steps=self.max_steps, **controls)
