@@ -70,11 +70,11 @@ def test_latent_task_trains_and_resumes_bit_identically(trained):
 
 
 def test_changed_settings_start_over(trained, corpus):
-    from vasa.latent.train import prepare_work_dir
+    from vasa.train.checkpoint import prepare_run_dir
     run = trained["root"] / "a" / "run"
     settings = json.loads((run / "run.json").read_text())
-    assert prepare_work_dir(run, settings)  # same settings: resume
-    assert not prepare_work_dir(run, {**settings, "lr": 1.0})  # changed: checkpoints removed
+    assert prepare_run_dir(run, settings)  # same settings: resume
+    assert not prepare_run_dir(run, {**settings, "lr": 1.0})  # changed: checkpoints removed
     assert latest_checkpoint(run / "checkpoints") is None
 
 

@@ -277,7 +277,7 @@ def test_notebooks_are_clean_and_tagged():
 
 
 def test_changed_settings_start_over(tmp_path):
-    from vasa.audio.train import prepare_run_dir
+    from vasa.train.checkpoint import prepare_run_dir
 
     settings = {"lr": 1e-3, "steps": 4, "progress": True, "data": {"audio_fingerprint": "a"}}
     assert not prepare_run_dir(tmp_path, settings)  # first run

@@ -29,6 +29,7 @@ from vasa.data.corpus import Corpus
 from vasa.errors import VasaError
 from vasa.synth.visemes import SILENCE_LABEL, VISEMES, normalize_ipa
 from vasa.train import TrainTask, load_pretrained
+from vasa.train.checkpoint import prepare_run_dir
 
 UNK = "<unk>"
 IGNORE = -100  # label of padded frames / phonemes outside the vocabulary (cross-entropy ignore_index)
@@ -241,32 +242,6 @@ def evaluate_encoder(encoder: AudioEncoder, corpus: Corpus, vocab: list[str],
 
 
 # ----------------------------------------------------------------------------- the train_audio stage
-# knobs that change neither the weights nor the data order: a run may resume across them
-RESUMABLE = frozenset({"progress", "stop_at_step", "num_workers", "log_every", "checkpoint_every", "device", "out",
-                       "work_dir"})
-
-
-def prepare_run_dir(work_dir: str | Path, settings: dict[str, Any]) -> bool:
-    """Whether the run in ``work_dir`` may resume: True when its ``run.json`` holds the same settings
-    (``RESUMABLE`` knobs ignored). Otherwise its checkpoints and dvclive logs are removed and ``run.json``
-    rewritten, so changing ``params.yaml`` (or the data) and re-running a stage starts a fresh run."""
-    import json
-    import shutil
-
-    from vasa.io.atomic import write_json
-
-    path = Path(work_dir) / "run.json"
-    key = json.loads(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()
-                                 if k not in RESUMABLE}))
-    same = path.is_file() and json.loads(path.read_text()) == key
-    if not same:
-        if (Path(work_dir) / "checkpoints").exists():
-            print(f"{work_dir}: settings changed since the last run, starting over")
-        shutil.rmtree(Path(work_dir) / "checkpoints", ignore_errors=True)
-        shutil.rmtree(Path(work_dir) / "dvclive", ignore_errors=True)
-        write_json(path, key)
-    return same
-
 def file_fingerprint(path: str | Path) -> str:
     """A short hash (16 hex digits) of a file's bytes (which exported weights produced a derived file)."""
     import hashlib

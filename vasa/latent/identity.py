@@ -147,10 +147,10 @@ def train_identity(corpus: str = "data/corpus", out: str = "models/identity", wo
     """Train the identity embedder (``batch`` identities x 2 views per step), export it to ``out``
     (``save_pretrained``: model.safetensors + config.json) and return it frozen. Resumes from
     ``work_dir``; an existing export made with the same settings is reused as is."""
-    from vasa.latent.train import prepare_work_dir
+    from vasa.train.checkpoint import prepare_run_dir
 
     task = IdentityTask(corpus, size, steps * batch, speech_share, seed)
-    prepare_work_dir(work_dir, dict(task=task.config(), steps=steps, batch=batch, lr=lr))
+    prepare_run_dir(work_dir, dict(task=task.config(), steps=steps, batch=batch, lr=lr))
     if Path(out, "config.json").is_file():
         try:
             cfg, _ = load_pretrained(out)

@@ -23,7 +23,7 @@ from vasa.latent.config import LatentModelConfig
 from vasa.latent.model import FaceLatentModel
 from vasa.latent.task import LatentTask
 from vasa.train import Checkpoint, latest_checkpoint, load_pretrained, save_pretrained, train
-from vasa.train.checkpoint import load_module_tensors
+from vasa.train.checkpoint import load_module_tensors, prepare_run_dir
 
 
 def train_latent(
@@ -93,7 +93,7 @@ def train_latent(
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
                    w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose,
                    w_guide=w_guide, guide_dyn=guide_dyn)
-    prepare_work_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
+    prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
         from vasa.latent.guidance import estimate_guidance
@@ -117,32 +117,6 @@ def train_latent(
     if metrics["step"] == steps:
         export_latent(work_dir, out, task, steps)
     return summary
-
-
-# knobs that change neither the weights nor the data order: a run may resume across them
-_RESUMABLE = {"progress", "stop_at_step", "num_workers", "log_every", "sample_every", "checkpoint_every", "device",
-              "out", "work_dir"}
-
-
-def prepare_work_dir(work_dir: str | Path, settings: dict[str, Any]) -> bool:
-    """Whether a run in ``work_dir`` may resume: True when its ``run.json`` holds the same settings
-    (ignoring ``_RESUMABLE`` knobs). Otherwise its checkpoints are removed and ``run.json`` rewritten,
-    so changing ``params.yaml`` and re-running the stage starts a fresh run instead of failing."""
-    import json
-    import shutil
-
-    from vasa.io.atomic import write_json
-
-    path = Path(work_dir) / "run.json"
-    key = {k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items() if k not in _RESUMABLE}
-    same = path.is_file() and json.loads(path.read_text()) == json.loads(json.dumps(key))
-    if not same:
-        if (Path(work_dir) / "checkpoints").exists():
-            print(f"{work_dir}: settings changed since the last run, starting over")
-        shutil.rmtree(Path(work_dir) / "checkpoints", ignore_errors=True)
-        shutil.rmtree(Path(work_dir) / "dvclive", ignore_errors=True)
-        write_json(path, key)
-    return same
 
 
 def _current_step(work_dir: str | Path) -> int:

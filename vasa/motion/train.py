@@ -115,7 +115,7 @@ def train_motion(
     "regression": {...}}`` (a run stopped by ``stop_at_step`` returns before the baseline)."""
     settings = {k: v for k, v in locals().items() if k not in ("corpus", "motion", "audio_model", "regression_out",
                                                               "regression_steps")}
-    from vasa.audio.train import prepare_run_dir
+    from vasa.train.checkpoint import prepare_run_dir
     from vasa.train import train
 
     if not Path(corpus, "manifest.jsonl").is_file():

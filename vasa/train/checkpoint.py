@@ -31,7 +31,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from vasa.errors import VasaError
-from vasa.io.atomic import disk_error
+from vasa.io.atomic import disk_error, write_json
 
 PREFIX = "step-"
 TRAINER_JSON = "trainer.json"
@@ -369,3 +369,26 @@ def load_pretrained(directory: str | Path, modules: nn.Module | Mapping[str, nn.
         mods = {"model": modules} if isinstance(modules, nn.Module) else dict(modules)
         load_module_tensors(mods, tensors, strict=strict)
     return meta["config"], states
+
+
+# knobs that change neither the weights nor the data order: a run may resume across them
+RESUMABLE = frozenset({"progress", "stop_at_step", "num_workers", "log_every", "sample_every", "checkpoint_every",
+                       "device", "out", "work_dir"})
+
+
+def prepare_run_dir(work_dir: str | Path, settings: dict) -> bool:
+    """Whether the run in ``work_dir`` may resume: True when its ``run.json`` holds the same settings
+    (``RESUMABLE`` knobs ignored). Otherwise its checkpoints and dvclive logs are removed and ``run.json``
+    rewritten, so changing ``params.yaml`` (or the data) and re-running a stage starts a fresh run
+    instead of resuming the wrong one."""
+    path = Path(work_dir) / "run.json"
+    key = json.loads(json.dumps({k: (list(v) if isinstance(v, tuple) else v) for k, v in settings.items()
+                                 if k not in RESUMABLE}))
+    same = path.is_file() and json.loads(path.read_text()) == key
+    if not same:
+        if (Path(work_dir) / "checkpoints").exists():
+            print(f"{work_dir}: settings changed since the last run, starting over")
+        shutil.rmtree(Path(work_dir) / "checkpoints", ignore_errors=True)
+        shutil.rmtree(Path(work_dir) / "dvclive", ignore_errors=True)
+        write_json(path, key)
+    return same
