@@ -143,6 +143,16 @@ def test_stage_notebooks_smoke(corpus, experts, tmp_path):
     bundle = random_bundle(tmp_path / "bundle", seed=0)
     regression = random_bundle(tmp_path / "reg_bundle", seed=1, objective="regression") / "motion"
     shutil.copy2(bundle / "motion" / "norm.npz", regression / "norm.npz")
+    from vasa.data.corpus import Corpus
+
+    export = tmp_path / "motion"  # a motion export in the bundle's latent dimensions (the latent_recon row)
+    (export / "clips").mkdir(parents=True)
+    with np.load(bundle / "motion" / "norm.npz") as nz:
+        dims = len(nz["pose_mean"]), len(nz["dyn_mean"])
+    rng = np.random.default_rng(0)
+    for r in Corpus(corpus).records():
+        np.savez(export / "clips" / f"{r['id']}.npz", z_pose=0.1 * rng.standard_normal((200, dims[0]), np.float32),
+                 z_dyn=0.1 * rng.standard_normal((200, dims[1]), np.float32))
     paths = [f"train_experts.corpus={corpus}", f"train_experts.out={experts['kw']['out']}",
              f"train_experts.work_dir={experts['kw']['work_dir']}"]
     paths += [f"train_experts.{k}={v}" for k, v in EXPERTS.items() if k not in ("device", "progress")]
@@ -159,9 +169,11 @@ def test_stage_notebooks_smoke(corpus, experts, tmp_path):
                                         bundle=str(bundle), sets=["test_en", "astronaut"], clips=1,
                                         overrides=[f"evaluate.corpus={corpus}",
                                                    f"evaluate.experts={experts['kw']['out']}",
-                                                   f"evaluate.regression={regression}", f"evaluate.out={out}"]))
+                                                   f"evaluate.regression={regression}", f"evaluate.out={out}",
+                                                   f"evaluate.motion={export}"]))
     m = json.loads(m2.read_text())
-    assert set(m["test_en"]) == {"gt", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast"}
+    assert set(m["test_en"]) == {"gt", "latent_recon", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast"}
+    assert "latent_recon" not in m["astronaut"]  # no corpus clip behind the astronaut
     assert m["test_en"]["gt"]["s_c"] > m["test_en"]["static"]["s_c"]
     assert m["test_en"]["static"]["dp"] == 0.0 and "csim" in m["astronaut"]["vasa_50"]
     control_row = load_params(ROOT / "params.yaml", profile="smoke").evaluate.control_row

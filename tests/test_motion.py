@@ -14,7 +14,7 @@ from vasa.motion import (CONDITIONS, MOTION_SIZES, MotionClip, MotionConditions,
                          MotionTask, MotionTrainConfig, MotionWindows, NoiseSchedule, corpus_motion_clips,
                          guided_denoiser, load_motion_model, motion_config, sample_ddim, sample_ddpm,
                          sample_dpmpp_2m)
-from vasa.motion.generate import window_seed
+from vasa.motion.generate import generate_batch, window_seed
 from vasa.motion.model import count_parameters
 from vasa.motion.task import batch_conditions
 from vasa.train import latest_checkpoint, train
@@ -213,6 +213,32 @@ def test_stream_equals_offline(conditioning, frames):
         i += n
     outs.append(stream.flush())
     assert torch.equal(torch.cat(outs), offline)
+
+
+@pytest.mark.parametrize("hop", [1, 7, W])
+def test_hop_windows_stream_equals_offline(hop):
+    """Low-latency mode: windows of ``hop`` frames (the rest of W padded + masked), past context as usual."""
+    m = _model()
+    audio = torch.randn(2 * W + 3, F, generator=torch.Generator().manual_seed(2))
+    gen = MotionGenerator(m, steps=3, seed=5, hop=hop)
+    offline = gen.generate(audio)
+    assert offline.shape == (len(audio), D)
+    stream, outs = gen.stream(), []
+    for i in range(0, len(audio), 3):
+        outs.append(stream.push(audio[i:i + 3]))
+        assert sum(len(o) for o in outs) % hop == 0  # whole hops until the flush
+    outs.append(stream.flush())
+    assert torch.equal(torch.cat(outs), offline)
+    if hop == W:
+        assert torch.equal(offline, MotionGenerator(m, steps=3, seed=5).generate(audio))  # the default
+    else:  # window 1 is the model's output on the first hop frames alone
+        g = MotionGenerator(m, steps=3, seed=5)
+        torch.testing.assert_close(offline[:hop], m.denormalize(g.window(0, audio[:hop], None, None)))
+        batch = generate_batch(m, [audio, audio[:W]], steps=3, seed=5, hop=hop)
+        torch.testing.assert_close(batch[0], offline, rtol=1e-4, atol=1e-4)  # batched matmuls round differently
+    for bad in (0, W + 1):
+        with pytest.raises(VasaError, match=r"hop must be in \[1, "):
+            MotionGenerator(m, hop=bad)
 
 
 def test_audio_to_motion_stream_matches_offline():

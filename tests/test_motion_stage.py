@@ -25,7 +25,7 @@ AUDIO = dict(size="tiny", steps=4, batch_size=4, crop_frames=32, warmup_steps=1,
 MOTION = dict(size="tiny", window=16, past=4, stride=8, diffusion_steps=50, steps=4, regression_steps=2,
               batch_size=4, warmup_steps=1, log_every=2, checkpoint_every=2, device="cpu", progress=False)
 EVAL = dict(clips=2, steps=3, seeds=2, diversity_clips=1, condition_clips=1, condition_frames=16, cost_steps=(3, 2),
-            fast_steps=2, cost_clips=1, cost_seconds=0.8, progress=False)
+            fast_steps=2, cost_clips=1, cost_seconds=0.8, low_latency_hop=4, progress=False)
 
 
 def _same_checkpoints(a: Path, b: Path) -> None:
@@ -163,13 +163,14 @@ def test_evaluate_motion(smoke_corpus, smoke_motion, audio, motion, tmp_path):
     m = ev["metrics"]
     json.dumps(m, allow_nan=False)  # JSON-able, NaN mapped to null
     assert {"setup", "readouts", "quality", "seams", "diversity", "conditions", "sampling"} <= set(m)
-    assert set(m["quality"]) == {"diffusion", "diffusion, no x_ref", "diffusion, no blend", "regression",
-                                 "exported (ground truth)"}
+    assert set(m["quality"]) == {"diffusion", "diffusion, no x_ref", "diffusion, no blend", "diffusion, hop 4",
+                                 "regression", "exported (ground truth)"}
     q = m["quality"]["diffusion"]
     assert {"jaw_r_vs_exported", "jaw_r_vs_true", "dP", "pose_range"} <= set(q) and q["dP"]["mean"] >= 0
     assert m["quality"]["exported (ground truth)"]["dP_true_params"]["mean"] > 0
     assert set(m["conditions"]["diffusion"]) >= {"gaze", "distance"}
-    assert set(m["sampling"]["settings"]) == {"ddim_3", "ddim_2", "dpmpp_2m_2", "regression"}
+    assert set(m["sampling"]["settings"]) == {"ddim_3", "ddim_2", "dpmpp_2m_2", "dpmpp_2m_2_hop4", "regression"}
+    assert m["seams"]["diffusion, hop 4"]["boundary_n"] > m["seams"]["diffusion"]["boundary_n"]  # 4-frame windows
     assert all(v["ms_per_s"] > 0 for v in m["sampling"]["settings"].values())
     assert m["diversity"]["seeds"] == 2 and m["diversity"]["seed_std_dyn"]["mean"] > 0
     assert m["seams"]["diffusion"]["boundary_n"] >= 1  # the smoke test clip spans several 16-frame windows

@@ -44,6 +44,20 @@ def test_streaming_equals_offline(talker, speech, offline, chunk_ms):
     assert np.array_equal(np.stack(frames), offline.frames)
 
 
+def test_hop_stream_equals_generate_and_starts_sooner(talker, speech, offline):
+    from vasa.talker.live import simulate_stream
+
+    gen = talker.generate(PORTRAIT, speech, resolution=64, generation_id=GID, hop=8, **FAST)
+    assert gen.frames.shape == offline.frames.shape and not np.array_equal(gen.z_dyn, offline.z_dyn)
+    chunks = (speech[s:s + 1280] for s in range(0, len(speech), 1280))
+    frames = list(talker.stream(chunks, image=PORTRAIT, resolution=64, generation_id=GID, hop=8, **FAST))
+    assert np.array_equal(np.stack(frames), gen.frames)
+    la = talker.bundle.audio.cfg.lookahead
+    assert talker.stream_latency_frames(8) == 8 + la < talker.latency_frames == talker.bundle.motion.cfg.window + la
+    s = simulate_stream(talker, PORTRAIT, speech, chunk_ms=80, realtime=False, resolution=64, hop=8, **FAST)
+    assert s["frames"] == 55 and s["algorithmic_latency_s"] == pytest.approx((8 + la) / 25 + 0.0075)
+
+
 def test_stream_resamples_other_rates(talker, speech):
     from vasa.talker.inputs import resample
 
@@ -196,9 +210,10 @@ def test_controls_ranges():
                     (dict(steps=0), r"steps must be an integer in \[1, 50\]"),
                     (dict(steps=51), r"\[1, 50\]"), (dict(cfg_audio=-1), r"cfg_audio must be in \[0, 10\]"),
                     (dict(seed=-3), "seed"), (dict(sampler="euler"), "unknown sampler"),
+                    (dict(hop=0), r"hop must be an integer number of frames in \[1, 20\]"), (dict(hop=21), "hop"),
                     (dict(colour="red"), "unknown control")]:
         with pytest.raises(VasaError, match=msg):
-            Controls.build(max_steps=50, **kw)
+            Controls.build(max_steps=50, max_hop=20, **kw)
 
 
 def test_reenact_is_the_latent_composition(talker, tmp_path):

@@ -249,6 +249,7 @@ class MotionStageConfig:
     eval_cost_threads: int = field(default=1, metadata=_range(1, 256))
     eval_ref_frame: int = field(default=0, metadata=_range(-1, 1_000_000))  # x_ref = this frame's export; -1 none
     eval_blend: int = field(default=3, metadata=_range(0, 1000))  # frames to spread each window-boundary step over
+    eval_low_latency_hop: int = field(default=10, metadata=_range(0, 1000))  # row with windows of this many frames
 
     def validate(self) -> None:
         if self.past >= self.window or self.min_frames > self.window:
@@ -302,7 +303,7 @@ class ExpertsConfig:
 
 
 EVAL_SETS = ("test_en", "test_lang", "test_art", "long", "real_speech", "astronaut")
-EVAL_ROWS = ("gt", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast")
+EVAL_ROWS = ("gt", "latent_recon", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast")
 
 
 @dataclass
@@ -313,6 +314,7 @@ class EvaluateConfig:
     experts: str = "models/experts"
     bundle: str = "pretrained/vasa-S"  # the generator's bundle (rows vasa_50, vasa_fast, regression)
     regression: str = "models/motion_regression"  # the regression motion baseline ("" = row off)
+    motion: str = "data/motion"  # exported motion: the latent_recon row decodes the gt clip's ("" = row off)
     syncnet_weights: str = ""  # converted official SyncNet weights (vasa.eval.syncnet_official); "" = none
     out: str = "reports/evaluate"  # testsets.json, results.json, figures/, videos/, index.html
     sets: list = field(default_factory=lambda: list(EVAL_SETS))

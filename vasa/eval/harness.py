@@ -44,6 +44,7 @@ from vasa.io.atomic import write_json
 from vasa.synth.params import EMOTIONS
 
 FPS, SPF = 25, 640
+REFERENCE_ROWS = ("gt", "latent_recon")  # references, not contenders: never marked best
 # metric -> "max" | "min" | "gt" (closest to the ground-truth row is best)
 METRICS: dict[str, str] = {
     "s_c": "max", "s_d": "min", "abs_offset": "min", "s_c_official": "max", "s_d_official": "min",
@@ -114,7 +115,7 @@ def _best(table: dict, ref: dict | None) -> dict:
     """Best row per metric of one set's table (see the module docstring)."""
     out = {}
     for metric, how in METRICS.items():
-        cand = {r: v[metric]["mean"] for r, v in table.items() if r != "gt" and metric in v
+        cand = {r: v[metric]["mean"] for r, v in table.items() if r not in REFERENCE_ROWS and metric in v
                 and np.isfinite(v[metric]["mean"])}
         if not cand:
             continue
@@ -164,6 +165,7 @@ def evaluate(
     experts: str = "models/experts",             # train_experts' exports
     bundle: str = "pretrained/vasa-S",           # the generator's bundle (vasa rows)
     regression: str = "models/motion_regression",  # the regression motion baseline (same layout as bundle/motion)
+    motion: str = "data/motion",                 # exported motion of the corpus (the latent_recon row; "" = off)
     syncnet_weights: str = "",                   # converted official SyncNet weights ("" = none)
     out: str = "reports/evaluate",               # testsets.json, results.json, figures/, videos/, index.html
     sets: list | tuple = SETS,
@@ -193,7 +195,7 @@ def evaluate(
     if not Path(experts).is_dir():
         raise VasaError(f"no experts at {experts}: run `dvc repro train_experts` first")
     maker = RowMaker(bundle or None, regression or None, steps, fast_sampler, fast_steps, cfg_audio, cfg_gaze, seed,
-                     device)
+                     device, motion or None)
     avail = maker.available(rows)
     run_rows = [r for r in rows if avail[r] is None]
     pool = MeasurePool(workers, experts=experts, syncnet_weights=syncnet_weights, csim_frames=csim_frames,
@@ -219,7 +221,10 @@ def evaluate(
                     bar.update(1)
                     if (row == "gt" and gt_frames is None) or (is_long and row not in long_rows):
                         continue
-                    o = maker.make(row, item.portrait, audio, gt_frames=gt_frames)
+                    if row == "latent_recon" and gt_frames is None:
+                        continue
+                    o = maker.make(row, item.portrait, audio, gt_frames=gt_frames,
+                                   clip_id=it["audio"][0] if it.get("gt") else None)
                     frames = o.frames
                     lo = max(0, len(frames) - max_f) if is_long else 0
                     win = frames[lo:lo + max_f]

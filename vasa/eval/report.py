@@ -19,8 +19,9 @@ from vasa.eval.rows import ROWS
 from vasa.eval.sync import VSHIFT
 from vasa.synth.params import EMOTIONS
 
-ROW_LABELS = {"gt": "ground truth", "static": "static portrait", "mouth_flap": "mouth flap (audio energy)",
-              "regression": "regression motion", "vasa_50": "vasa (50 steps)", "vasa_fast": "vasa (fast sampler)"}
+ROW_LABELS = {"gt": "ground truth", "latent_recon": "ground-truth motion through the latent space",
+              "static": "static portrait", "mouth_flap": "mouth flap (audio energy)", "regression": "regression motion",
+              "vasa_50": "vasa (50 steps)", "vasa_fast": "vasa (fast sampler)"}
 
 
 def _fmt(v: dict | None, digits: int = 3) -> str:

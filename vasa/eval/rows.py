@@ -1,6 +1,10 @@
 """The rows of the evaluation table: what produces a video for a test item.
 
 * ``gt``          the rendered corpus clip itself (only where the item has one);
+* ``latent_recon`` the same clip re-rendered by the bundle's face latent model from its exported
+                  motion (``data/motion/clips/<id>.npz``, the motion model's training targets) on the
+                  portrait's appearance: the ceiling any generated motion can reach through this
+                  latent space (separates latent-space from motion-model failures; gt items only);
 * ``static``      the source portrait repeated (:func:`vasa.eval.baselines.static_video`);
 * ``mouth_flap``  an image-space warp of the portrait's mouth driven by the audio energy, no head
                   motion (:class:`vasa.eval.baselines.MouthFlap`);
@@ -26,8 +30,8 @@ import numpy as np
 from vasa.errors import VasaError
 from vasa.eval.baselines import MouthFlap, static_video
 
-ROWS = ("gt", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast")
-GENERATED = ("regression", "vasa_50", "vasa_fast")  # rows that need the bundle
+ROWS = ("gt", "latent_recon", "static", "mouth_flap", "regression", "vasa_50", "vasa_fast")
+GENERATED = ("regression", "vasa_50", "vasa_fast")  # rows that generate motion with the bundle
 FPS, SR = 25, 16000
 
 _TALKERS: dict[tuple[str, str], object] = {}
@@ -75,6 +79,31 @@ def vasa_row(bundle: str | Path, portrait: np.ndarray, audio16k: np.ndarray, con
     return frames, seconds
 
 
+def latent_recon(bundle: str | Path, portrait: np.ndarray, motion_file: str | Path, frames: int,
+                 device: str = "cpu") -> np.ndarray:
+    """The ``latent_recon`` row: exported ``z_pose``, ``z_dyn`` of a clip (its first ``frames``)
+    decoded on ``portrait``'s appearance by the bundle's face latent model (T x S x S x 3 uint8)."""
+    import torch
+
+    from vasa.talker.talker import FrameRenderer
+
+    if not Path(motion_file).is_file():
+        raise VasaError(f"no exported motion {motion_file}: run `dvc repro export_motion`")
+    talker = _talker(bundle, None, device)
+    with np.load(motion_file) as z:
+        zp, zd = (torch.from_numpy(np.asarray(z[k][:frames], np.float32)) for k in ("z_pose", "z_dyn"))
+    if zp.shape[1] != len(talker.bundle.norm["pose_mean"]) or zd.shape[1] != len(talker.bundle.norm["dyn_mean"]):
+        raise VasaError(f"{motion_file} holds {zp.shape[1]} + {zd.shape[1]} motion numbers per frame, the bundle's "
+                        f"latent model {len(talker.bundle.norm['pose_mean'])} + {len(talker.bundle.norm['dyn_mean'])}: "
+                        f"another export")
+    r = FrameRenderer(talker.bundle.latent, talker.portrait(np.ascontiguousarray(portrait), crop=False), None, False,
+                      talker.device)
+    out = np.stack(list(r(zp, zd))) if len(zp) else np.zeros((0, *portrait.shape), np.uint8)
+    if len(out) < frames:  # the clip is shorter than the audio (padding): hold the last frame
+        out = np.concatenate([out, np.repeat(out[-1:], frames - len(out), 0)])
+    return out
+
+
 def bundle_problem(bundle: str | Path | None) -> str | None:
     """Why a bundle cannot be used (None when it can)."""
     if not bundle:
@@ -109,6 +138,7 @@ class RowMaker:
     cfg_gaze: float = 1.0
     seed: int = 0
     device: str = "cpu"
+    motion_export: str | None = None  # exported motion (clips/<id>.npz) for the latent_recon row
     _flaps: dict = field(default_factory=dict, repr=False)
 
     def available(self, rows=ROWS) -> dict[str, str | None]:
@@ -118,8 +148,10 @@ class RowMaker:
         for r in rows:
             if r not in ROWS:
                 raise VasaError(f"unknown row {r!r} (allowed: {', '.join(ROWS)})")
-            if r in GENERATED and bp:
+            if r in GENERATED + ("latent_recon",) and bp:
                 out[r] = f"bundle {self.bundle}: {bp}"
+            elif r == "latent_recon" and not (self.motion_export and (Path(self.motion_export) / "clips").is_dir()):
+                out[r] = f"no exported motion at {self.motion_export} (run `dvc repro export_motion`)"
             elif r == "regression" and not (self.regression and (Path(self.regression) / "config.json").is_file()):
                 out[r] = f"no regression motion model at {self.regression}"
             else:
@@ -136,14 +168,20 @@ class RowMaker:
         return c
 
     def make(self, row: str, portrait: np.ndarray, audio: np.ndarray, gt_frames: np.ndarray | None = None,
-             **controls) -> RowOutput:
-        """The row's video for a portrait and 16 kHz audio (``gt_frames`` for the ``gt`` row)."""
+             clip_id: str | None = None, **controls) -> RowOutput:
+        """The row's video for a portrait and 16 kHz audio (``gt_frames`` for the ``gt`` row, the
+        corpus ``clip_id`` whose exported motion the ``latent_recon`` row decodes)."""
         n = int(np.ceil(len(audio) / (SR // FPS)))
         t0 = time.perf_counter()
         if row == "gt":
             if gt_frames is None:
                 raise VasaError("the gt row needs the item's ground-truth video")
             return RowOutput(gt_frames, float("nan"))
+        if row == "latent_recon":
+            if clip_id is None:
+                raise VasaError("the latent_recon row needs the item's corpus clip (gt items only)")
+            return RowOutput(latent_recon(self.bundle, portrait, Path(self.motion_export) / "clips" / f"{clip_id}.npz",
+                                          n, self.device), time.perf_counter() - t0)
         if row == "static":
             return RowOutput(static_video(portrait, n), time.perf_counter() - t0)
         if row == "mouth_flap":

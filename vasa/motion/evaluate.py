@@ -227,6 +227,7 @@ def evaluate_motion(
     ablate_ref: bool = True,             # also generate without x_ref (the paper's conditions) for (a), (b), (f)
     blend: int = 3,                      # frames over which each window-boundary step is spread (0 = raw output)
     ablate_blend: bool = True,           # also the raw output (blend 0) of the diffusion model, for (f)
+    low_latency_hop: int = 10,           # also windows of this many frames (the low-latency stream; 0 = skip)
     seed: int = 0,
     figures_dir: str | None = "reports/motion",
     progress: bool = True,
@@ -261,12 +262,12 @@ def evaluate_motion(
     timings: dict[str, float] = {}
 
     def gen(name: str, idx: list[int], *, controls=None, steps_=steps, sampler_=sampler, seed_=seed,
-            frames: int | None = None, blend_: int | None = None) -> list[np.ndarray]:
+            frames: int | None = None, blend_: int | None = None, hop_: int | None = None) -> list[np.ndarray]:
         t0 = time.perf_counter()
         a = [audio[i][:frames] if frames else audio[i] for i in idx]
         out = generate_batch(models[name], a, controls if controls is not None else [ctrl[i] for i in idx],
                              sampler=sampler_, steps=steps_, guidance=guidance, seed=seed_,
-                             blend=blend if blend_ is None else blend_)
+                             blend=blend if blend_ is None else blend_, hop=hop_)
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         return [o.numpy().astype(np.float64) for o in out]
 
@@ -292,6 +293,9 @@ def evaluate_motion(
         generated["diffusion, no x_ref"] = gen("diffusion", all_idx, controls=[{**c, "ref": None} for c in ctrl])
     if ablate_blend and blend > 0:
         generated["diffusion, no blend"] = gen("diffusion", all_idx, blend_=0)
+    hop_name = f"diffusion, hop {low_latency_hop}"
+    if 0 < low_latency_hop < window:
+        generated[hop_name] = gen("diffusion", all_idx, hop_=low_latency_hop)
     arrays: dict[str, Any] = {"clip_ids": [t.clip_id for t in test], "gt": gt, "true_jaw": jaw,
                               "generated": generated}
     qual = {}
@@ -309,7 +313,8 @@ def evaluate_motion(
     # (f) seamlessness
     m["seams"] = {}
     for name, xs in list(generated.items()) + [("exported (ground truth)", gt)]:
-        m["seams"][name], arrays[f"seams_{name}"] = _split_arrays(seams(xs, window, space.mean, space.std))
+        period = low_latency_hop if name == hop_name else window  # that row's window boundaries
+        m["seams"][name], arrays[f"seams_{name}"] = _split_arrays(seams(xs, period, space.mean, space.std))
 
     # (c) diversity across seeds (seed 0 is the main run)
     div_idx = all_idx[:diversity_clips]
@@ -342,7 +347,8 @@ def evaluate_motion(
     # (g) sampling cost and quality per sampler setting
     m["sampling"], arrays["sampling"] = _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps,
                                                        all_idx[:cost_clips], space, ro, gt, jaw, guidance,
-                                                       cost_seconds, (sampler, steps), generated, cost_threads, blend)
+                                                       cost_seconds, (sampler, steps), generated, cost_threads, blend,
+                                                       low_latency_hop)
     m["generation_seconds"] = timings
     m["seconds"] = time.perf_counter() - t_start
     figures = make_figures(space, ro, m, arrays, window)
@@ -415,18 +421,20 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
 
 def _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps, idx, space, ro, gt, jaw, guidance,
                    seconds: float, main: tuple[str, int], generated: dict, cost_threads: int,
-                   blend: int) -> tuple[dict, dict]:
+                   blend: int, hop: int = 0) -> tuple[dict, dict]:
     settings = [("ddim", int(s)) for s in cost_steps] + [(fast_sampler, int(fast_steps))]
     frames = max(1, int(round(seconds * 25)))
     longest = max(audio, key=len)
     reps = -(-frames // len(longest))
     timed_audio = torch.cat([longest] * reps)[:frames]  # a real test clip (repeated to the timed length)
     out, arr = {}, {}
-    rows = [(f"{s}_{n}", "diffusion", s, n) for s, n in settings]
+    rows = [(f"{s}_{n}", "diffusion", s, n, None) for s, n in settings]
+    if 0 < hop < models["diffusion"].cfg.window:  # the low-latency stream's windows
+        rows.append((f"{fast_sampler}_{fast_steps}_hop{hop}", "diffusion", fast_sampler, int(fast_steps), hop))
     if "regression" in models:
-        rows.append(("regression", "regression", "onestep", 1))
-    for key, name, s, n in rows:
-        g = MotionGenerator(models[name], sampler=s, steps=n, guidance=guidance, seed=0, blend=blend)
+        rows.append(("regression", "regression", "onestep", 1, None))
+    for key, name, s, n, h in rows:
+        g = MotionGenerator(models[name], sampler=s, steps=n, guidance=guidance, seed=0, blend=blend, hop=h)
         threads = torch.get_num_threads()
         torch.set_num_threads(cost_threads)
         try:
@@ -439,14 +447,14 @@ def _sampling_cost(gen, models, audio, cost_steps, fast_sampler, fast_steps, idx
         finally:
             torch.set_num_threads(threads)
         ms = 1000.0 * best / (frames / 25.0)
-        if name == "diffusion" and (s, n) == main:
+        if name == "diffusion" and (s, n) == main and h is None:
             xs = [generated["diffusion"][i] for i in idx]  # already generated with this setting
         elif name == "regression":
             xs = [generated["regression"][i] for i in idx]
         else:
-            xs = gen(name, idx, steps_=n, sampler_=s)
+            xs = gen(name, idx, steps_=n, sampler_=s, hop_=h)
         q, _ = _split_arrays(quality(space, ro, xs, [gt[i] for i in idx], [jaw[i] for i in idx]))
-        out[key] = {"ms_per_s": ms, "realtime_factor": 1000.0 / ms, "sampler": s, "steps": n,
+        out[key] = {"ms_per_s": ms, "realtime_factor": 1000.0 / ms, "sampler": s, "steps": n, "hop": h,
                     "jaw_r_vs_exported": q["jaw_r_vs_exported"]["mean"], "jaw_r_vs_true": q["jaw_r_vs_true"]["mean"],
                     "dP": q["dP"]["mean"]}
     return {"settings": out, "timed_seconds": frames / 25.0, "threads": cost_threads}, arr

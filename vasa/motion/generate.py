@@ -69,14 +69,17 @@ class MotionGenerator:
     token). Defaults follow the paper: forward gaze, nominal distance, no emotion. ``ref``: the
     portrait's own motion ``[z_pose, z_dyn]`` (model units, ``D`` numbers) or None (dropped).
     ``blend``: frames over which the step at each window boundary is spread (:func:`blend_boundary`;
-    0 = the model's raw output).
+    0 = the model's raw output). ``hop``: frames generated per window (1 .. ``W``; None = ``W``): each
+    window's audio is its ``hop`` frames, the rest of the ``W`` positions padded and masked (training
+    truncates windows the same way), with the previous ``K`` frames as context. A smaller hop is the
+    low-latency streaming mode (a window needs only ``hop`` frames of audio) at ``W / hop`` times the cost.
     """
 
     def __init__(self, model: MotionDiT, *, sampler: str = "ddim", steps: int = 50,
                  guidance: dict[str, float] | None = None, seed: int = 0,
                  gaze: tuple[float, float] | None = (0.0, 0.0), distance: float | None = 1.0,
                  emotion: str | None = None, emotion_intensity: float = 1.0,
-                 ref: np.ndarray | torch.Tensor | None = None, blend: int = DEFAULT_BLEND):
+                 ref: np.ndarray | torch.Tensor | None = None, blend: int = DEFAULT_BLEND, hop: int | None = None):
         self.model = model.eval()
         self.cfg = model.cfg
         self.schedule = NoiseSchedule(self.cfg.diffusion_steps, self.cfg.schedule)
@@ -88,6 +91,9 @@ class MotionGenerator:
         if blend < 0:
             raise VasaError(f"blend must be >= 0 frames, got {blend}")
         self.blend = blend  # frames over which a window's first-frame step is spread (blend_boundary)
+        self.hop = self.cfg.window if hop is None else int(hop)
+        if not 1 <= self.hop <= self.cfg.window:
+            raise VasaError(f"hop must be in [1, {self.cfg.window}] frames (the model's window), got {hop}")
         p = next(model.parameters())
         dev, dt = p.device, p.dtype
         as_t = lambda v: None if v is None else torch.as_tensor(v, device=dev, dtype=dt)[None]  # noqa: E731
@@ -147,7 +153,7 @@ class MotionGenerator:
     def generate(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Motion for a whole clip: ``audio`` T x F -> T x D (denormalised model units)."""
         a = self._check_audio(audio)
-        w, k = self.cfg.window, self.cfg.past
+        w, k = self.hop, self.cfg.past
         out: list[torch.Tensor] = []  # normalised windows
         for index, s in enumerate(range(0, a.shape[0], w)):
             past = torch.cat(out)[s - k:s] if k and s >= k else None
@@ -188,7 +194,7 @@ class MotionStream:
     def push(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
         """Append ``k x F`` audio frames; returns the motion of every window completed (``m x D``)."""
         self._audio = torch.cat([self._audio, self.gen._check_audio(audio)])
-        w = self.gen.cfg.window
+        w = self.gen.hop
         outs = []
         while len(self._audio) >= w:
             outs.append(self._run(self._audio[:w]))
@@ -206,7 +212,7 @@ class MotionStream:
 @torch.no_grad()
 def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], controls: list[dict] | None = None, *,
                    sampler: str = "ddim", steps: int = 50, guidance: dict[str, float] | None = None,
-                   seed: int = 0, blend: int = DEFAULT_BLEND) -> list[torch.Tensor]:
+                   seed: int = 0, blend: int = DEFAULT_BLEND, hop: int | None = None) -> list[torch.Tensor]:
     """Motion for several clips at once (evaluation): the windows of every clip with the same index
     go through ``H`` in one batch. ``controls[i]`` holds clip ``i``'s ``gaze`` / ``distance`` /
     ``emotion`` / ``emotion_intensity`` keywords of :class:`MotionGenerator` (a key set to None drops
@@ -219,13 +225,13 @@ def generate_batch(model: MotionDiT, audios: list[torch.Tensor | np.ndarray], co
     controls = controls if controls is not None else [{} for _ in audios]
     if len(controls) != len(audios):
         raise VasaError(f"{len(audios)} audio tracks but {len(controls)} control sets")
-    gens = [MotionGenerator(model, sampler=sampler, steps=steps, guidance=guidance, seed=seed, blend=blend, **c)
-            for c in controls]
+    gens = [MotionGenerator(model, sampler=sampler, steps=steps, guidance=guidance, seed=seed, blend=blend, hop=hop,
+                            **c) for c in controls]
     if not gens:
         return []
     feats = [g._check_audio(a) for g, a in zip(gens, audios)]
     g0 = gens[0]
-    w, k = g0.cfg.window, g0.cfg.past
+    w, k = g0.hop, g0.cfg.past
     outs: list[list[torch.Tensor]] = [[] for _ in feats]
     for index, s in enumerate(range(0, max(len(a) for a in feats), w)):
         active = [i for i, a in enumerate(feats) if s < len(a)]

@@ -21,7 +21,10 @@ seeds, past context; the portrait's own normalised motion as ``x_ref`` when the 
 is de-normalised with the bundle's ``norm.npz`` into ``z_pose``, ``z_dyn``.
 
 Latency of the stream: ``W + L`` frames of audio (plus 7.5 ms of STFT reach) before the first
-window can be generated.
+window can be generated. With ``Controls.hop = H < W`` the windows here are ``H`` frames long (the
+motion model fills the rest of its ``W`` positions with padding, masked, as it was trained with
+truncated windows), so the first window needs ``H + L`` frames: lower latency, ``W / H`` times the
+motion cost per frame.
 """
 
 from __future__ import annotations
@@ -126,7 +129,7 @@ class MotionWindows:
             z = torch.cat([ref[0].reshape(-1), ref[1].reshape(-1)]).float().cpu()
             extra["ref"] = z  # x_ref as latents: MotionGenerator normalises it with the model's statistics
         self.gen = MotionGenerator(model, sampler=c.sampler, steps=c.steps, guidance=guidance, seed=c.seed,
-                                   gaze=c.gaze, distance=c.distance, emotion=None, **extra)
+                                   gaze=c.gaze, distance=c.distance, emotion=None, hop=c.hop, **extra)
         if c.emotion_vector is not None:
             from vasa.errors import VasaError
 

@@ -406,7 +406,9 @@ class Controls:
     ``gaze`` (yaw, pitch) degrees in ``GAZE_YAW_RANGE`` x ``GAZE_PITCH_RANGE`` or None (dropped);
     ``distance`` in ``DISTANCE_RANGE`` (1.0 nominal) or None; ``emotion`` see :func:`parse_emotion`;
     ``cfg_audio`` / ``cfg_gaze`` in ``CFG_RANGE``; ``steps`` 1 .. the model's diffusion steps;
-    ``sampler`` one of ``vasa.motion.SAMPLERS``; ``seed`` >= 0.
+    ``sampler`` one of ``vasa.motion.SAMPLERS``; ``seed`` >= 0; ``hop``: frames generated per motion
+    window, 1 .. the model's window ``W`` (None = ``W``: the offline default; a smaller hop cuts a live
+    stream's latency to ``hop`` frames of audio at ``W / hop`` times the motion cost).
     """
 
     gaze: tuple[float, float] | str | None = (0.0, 0.0)
@@ -417,18 +419,19 @@ class Controls:
     steps: int = 50
     seed: int = 0
     sampler: str = "ddim"
+    hop: int | None = None
     emotion_vector: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, max_steps: int | None = None, **kw) -> "Controls":
+    def build(cls, max_steps: int | None = None, max_hop: int | None = None, **kw) -> "Controls":
         unknown = set(kw) - {f for f in cls.__dataclass_fields__ if f != "emotion_vector"}
         if unknown:
             raise VasaError(f"unknown control {sorted(unknown)[0]!r} (allowed: gaze, distance, emotion, cfg_audio, "
-                            "cfg_gaze, steps, seed, sampler)")
+                            "cfg_gaze, steps, seed, sampler, hop)")
         c = cls(**{k: v for k, v in kw.items() if v is not None or k in ("gaze", "distance", "emotion")})
-        return c.validated(max_steps)
+        return c.validated(max_steps, max_hop)
 
-    def validated(self, max_steps: int | None = None) -> "Controls":
+    def validated(self, max_steps: int | None = None, max_hop: int | None = None) -> "Controls":
         from vasa.motion.sampling import SAMPLERS
 
         g = parse_gaze(self.gaze)
@@ -444,11 +447,15 @@ class Controls:
             raise VasaError(f"seed must be an integer >= 0, got {self.seed}")
         if self.sampler not in SAMPLERS:
             raise VasaError(f"unknown sampler {self.sampler!r} (allowed: {', '.join(SAMPLERS)})")
+        if self.hop is not None and (isinstance(self.hop, bool) or not isinstance(self.hop, (int, np.integer))
+                                     or not 1 <= self.hop <= (max_hop or 10 ** 6)):
+            raise VasaError(f"hop must be an integer number of frames in [1, {max_hop or 'the model window'}], "
+                            f"got {self.hop}")
         return Controls(gaze=g, distance=d, emotion=self.emotion,
                         cfg_audio=_in_range("cfg_audio", self.cfg_audio, *CFG_RANGE),
                         cfg_gaze=_in_range("cfg_gaze", self.cfg_gaze, *CFG_RANGE),
                         steps=int(self.steps), seed=int(self.seed), sampler=self.sampler,
-                        emotion_vector=parse_emotion(self.emotion))
+                        hop=None if self.hop is None else int(self.hop), emotion_vector=parse_emotion(self.emotion))
 
     def as_dict(self) -> dict:
         d = asdict(self)

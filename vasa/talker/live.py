@@ -118,7 +118,7 @@ def run_stream(talker, image, chunks, *, out: str | Path | None = None, **option
     n = len(times)
     wall = times[-1] - tap.t_first
     compute = max(1e-9, wall - tap.waited)
-    la = talker.latency_frames / FPS + talker.bundle.audio.cfg.stft_reach / SAMPLE_RATE
+    la = talker.stream_latency_frames(options.get("hop")) / FPS + talker.bundle.audio.cfg.stft_reach / SAMPLE_RATE
     return {
         "frames": n, "audio_s": round(tap.samples / SAMPLE_RATE, 3),
         "first_frame_latency_s": round(times[0] - tap.t_first, 4),

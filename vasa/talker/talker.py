@@ -153,7 +153,7 @@ class Session:
     def __init__(self, talker: "Talker", portrait: Portrait, controls: Controls, resolution: int | None,
                  paste: bool, watermarker, keep_motion: bool = True):
         b = talker.bundle
-        self.audio = AudioWindows(b.audio, b.audio_mode, b.motion.cfg.window)
+        self.audio = AudioWindows(b.audio, b.audio_mode, controls.hop or b.motion.cfg.window)
         self.render = FrameRenderer(b.latent, portrait, resolution, paste, talker.device)
         self.motion = MotionWindows(b.motion, b.norm, controls, self.render.z_src if b.use_ref else None)
         self.watermarker = watermarker
@@ -224,8 +224,13 @@ class Talker:
     @property
     def latency_frames(self) -> int:
         """Audio frames (40 ms) the stream needs before its first output frame: one window plus look-ahead."""
+        return self.stream_latency_frames()
+
+    def stream_latency_frames(self, hop: int | None = None) -> int:
+        """Audio frames before the first output frame with windows of ``hop`` frames (None: the model's
+        window): ``hop`` plus the audio encoder's look-ahead."""
         la = self.bundle.audio.cfg.lookahead if self.bundle.audio_mode == "encoder" else 0
-        return int(self.bundle.motion.cfg.window + la)
+        return int((hop or self.bundle.motion.cfg.window) + la)
 
     def warmup(self, resolution: int | None = DEFAULT_RESOLUTION) -> float:
         """Run the pipeline once on silence (one motion window, 1 step, unmarked, discarded), so that
@@ -243,7 +248,7 @@ class Talker:
 
     def controls(self, **controls) -> Controls:
         """Validated :class:`~vasa.talker.inputs.Controls` (one-line errors naming the allowed range)."""
-        return Controls.build(max_steps=self.max_steps, **controls)
+        return Controls.build(max_steps=self.max_steps, max_hop=int(self.bundle.motion.cfg.window), **controls)
 
     def portrait(self, image, crop: bool = True) -> Portrait:
         """Load ``image`` and cut the model's input (face detection + the ``prepare`` framing)."""
