@@ -102,6 +102,8 @@ class LatentConfig:
     w_guide: float = field(default=1.0, metadata=_range(0.0, None))  # MediaPipe landmark guidance (0 = label-free)
     guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
     guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
+    w_mouth: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own reconstruction term (mouth crop)
+    mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth crop on
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
     sample_every: int = field(default=400, metadata=_range(0, 10_000_000))
     checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))
@@ -292,7 +294,7 @@ class ExpertsConfig:
     capp_lr: float = field(default=1e-3, metadata=_range(1e-7, 1.0))
     capp_width: int = field(default=64, metadata=_range(8, 1024))
     capp_layers: int = field(default=2, metadata=_range(1, 24))  # pose transformer layers (paper: 6)
-    emotion_steps: int = field(default=600, metadata=_range(1, 10_000_000))
+    emotion_steps: int = field(default=3000, metadata=_range(1, 10_000_000))
     emotion_batch: int = field(default=64, metadata=_range(1, 4096))
     emotion_lr: float = field(default=2e-3, metadata=_range(1e-7, 1.0))
     emotion_width: int = field(default=16, metadata=_range(4, 512))

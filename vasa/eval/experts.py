@@ -116,7 +116,7 @@ def train_experts(
     faces_per_clip: int = 12,         # face crops per clip for the emotion classifier
     sync_steps: int = 1500, sync_batch: int = 4, sync_chunk: int = 24, sync_lr: float = 3e-3, sync_width: int = 16,
     capp_steps: int = 600, capp_batch: int = 64, capp_lr: float = 1e-3, capp_width: int = 64, capp_layers: int = 2,
-    emotion_steps: int = 600, emotion_batch: int = 64, emotion_lr: float = 2e-3, emotion_width: int = 16,
+    emotion_steps: int = 3000, emotion_batch: int = 64, emotion_lr: float = 2e-3, emotion_width: int = 16,
     log_every: int = 25, checkpoint_every: int = 250, seed: int = 0, device: str = "auto", progress: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume, or skip when done) the three experts; returns losses, timings, validation."""

@@ -42,7 +42,7 @@ from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
-                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn")
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn", "w_mouth")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -66,17 +66,25 @@ class LatentTask(TrainTask):
 
     def __init__(self, corpus: str, size: str = "S", warp_backend: str = "5d", kinds=("speech",),
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
-                 seed: int = 0, sample_items: int = 6, guidance: str | None = None, **weights: float):
+                 seed: int = 0, sample_items: int = 6, guidance: str | None = None,
+                 mouth_box: tuple | list | None = None, **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
-                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0)
+                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0, w_mouth=0.0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
         self.guidance = str(guidance) if guidance else None
+        self.mouth_box = None
+        if self.w["w_mouth"] > 0:
+            if mouth_box is None:
+                raise VasaError("w_mouth > 0 needs the mouth crop (vasa.latent.mouth.estimate_mouth_box)")
+            from vasa.latent.mouth import MouthRegionLoss
+            self.mouth = MouthRegionLoss(mouth_box, ssim=self.w["rec_ssim"])
+            self.mouth_box = list(self.mouth.box)
         self._guide = None
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
@@ -131,6 +139,10 @@ class LatentTask(TrainTask):
         gen = w["w_rec"] * rec
         metrics["rec"] = rec
         metrics["l1"] = (recon - drv).abs().mean()
+        if w["w_mouth"] > 0:  # the lips' own reconstruction term (vasa.latent.mouth)
+            mo = self.mouth(recon, drv)
+            gen = gen + w["w_mouth"] * mo
+            metrics["mouth"] = mo
         if do_consist:
             c = self.consist(out["consist_a"], out["consist_b"])
             gen = gen + w["w_consist"] * c
@@ -209,4 +221,5 @@ class LatentTask(TrainTask):
     def config(self) -> dict[str, Any]:
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
-                    seed=self.seed, guidance=self.guidance, model=self.model_cfg.to_dict(), **self.w)
+                    seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, model=self.model_cfg.to_dict(),
+                    **self.w)

@@ -58,6 +58,8 @@ def train_latent(
     w_guide: float = 1.0,                  # MediaPipe landmark guidance (vasa.latent.guidance; 0 = label-free)
     guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
     guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
+    w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
+    mouth_frames: int = 64,                # training frames MediaPipe places the mouth crop on
     log_every: int = 25,
     sample_every: int = 400,
     checkpoint_every: int = 200,
@@ -92,7 +94,7 @@ def train_latent(
     weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
                    w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose,
-                   w_guide=w_guide, guide_dyn=guide_dyn)
+                   w_guide=w_guide, guide_dyn=guide_dyn, w_mouth=w_mouth)
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
@@ -103,8 +105,14 @@ def train_latent(
         summary.update(guidance_seconds=time.perf_counter() - t0, guidance_frames=len(g),
                        guidance_found=g.found_rate())
         guidance = str(Path(work_dir) / "guidance-train.npz")
+    mouth_box = None
+    if w_mouth > 0:
+        from vasa.latent.mouth import corpus_mouth_box
+
+        mouth_box = corpus_mouth_box(corpus, "train", mouth_frames, seed)
+        summary["mouth_box"] = list(mouth_box)
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
-                      identity=identity, seed=seed, guidance=guidance, **weights)
+                      identity=identity, seed=seed, guidance=guidance, mouth_box=mouth_box, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,

@@ -1,0 +1,84 @@
+"""The mouth-region reconstruction term (vasa.latent.mouth): crop, loss, the label-free box, the task knob."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vasa.errors import VasaError
+from vasa.latent.mouth import LIP_INDICES, MIN_SIDE, MouthRegionLoss, check_box, crop_box, lip_box
+
+BOX = (0.5, 0.75, 0.25, 0.75)  # rows 16..24, cols 8..24 of a 32 x 32 frame
+
+
+def test_crop_box_takes_the_box_and_upsamples_small_crops():
+    img = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32)
+    crop = crop_box(img, (0.5, 1.0, 0.0, 1.0))
+    assert torch.equal(crop, img[..., 16:, :])  # 16 x 32: large enough, not resized
+    small = crop_box(img, BOX)  # 8 x 16 -> upsampled to a side of MIN_SIDE
+    assert min(small.shape[-2:]) == MIN_SIDE and small.shape[-1] == 2 * small.shape[-2]
+    tiny = crop_box(img, (0.5, 0.5001, 0.5, 0.5001))  # at least one pixel
+    assert tiny.shape[-2:] == (MIN_SIDE, MIN_SIDE)
+
+
+def test_mouth_loss_sees_only_the_box():
+    loss = MouthRegionLoss(BOX)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert loss(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    outside = x.clone()
+    outside[..., :10, :] = -x[..., :10, :]  # rows above the box
+    assert loss(outside, x).item() == pytest.approx(0.0, abs=1e-6)
+    inside = x.clone()
+    inside[..., 18:22, 12:20] += 0.5  # the lips move
+    assert loss(inside, x).item() > 0.01
+    y = inside.clone().requires_grad_(True)
+    loss(y, x).backward()
+    assert y.grad[..., :10, :].abs().sum() == 0 and y.grad[..., 16:24, 8:24].abs().sum() > 0
+
+
+@pytest.mark.parametrize("bad", [None, (0.5, 0.4, 0.1, 0.9), (0.1, 0.9, 0.5, 0.5), (-0.1, 0.5, 0.1, 0.9), (0, 1, 0)])
+def test_bad_boxes_are_refused(bad):
+    with pytest.raises(VasaError, match="mouth box"):
+        check_box(bad)
+
+
+def test_lip_box_from_landmarks():
+    lm = np.full((478, 3), 50.0, np.float32)  # every landmark at (50, 50) ...
+    for k, i in enumerate(LIP_INDICES):  # ... except the lips, spread over x 40..60, y 80..90
+        lm[i, :2] = (40 + 20 * k / (len(LIP_INDICES) - 1), 80 + 10 * (k % 2))
+    assert lip_box(lm, 100, 200) == pytest.approx((0.40, 0.45, 0.40, 0.60))
+
+
+def test_estimate_mouth_box_on_a_rendered_face():
+    """MediaPipe finds the rendered lips: the box is in the lower middle of the frame and holds them."""
+    from vasa.latent.mouth import estimate_mouth_box
+    from vasa.synth.identity import sample_identity
+    from vasa.synth.params import PARAM_INDEX, neutral_params
+    from vasa.synth.render import HeadRenderer
+
+    r = HeadRenderer(sample_identity(np.random.default_rng(3)), resolution=128, supersample=2, style="photo")
+    frames = []
+    for jaw in (0.0, 0.4, 0.8):
+        p = neutral_params()
+        p[PARAM_INDEX["jaw"]] = jaw
+        frames.append(r.render(p))
+    y0, y1, x0, x1 = estimate_mouth_box(frames)
+    assert 0.45 < y0 < y1 < 1.0 and 0.1 < x0 < 0.5 < x1 < 0.9 and (y1 - y0) < 0.5
+    with pytest.raises(VasaError, match="no face found"):
+        estimate_mouth_box([np.zeros((64, 64, 3), np.uint8)])
+
+
+def test_latent_task_mouth_term(smoke_corpus):
+    from vasa.latent.task import LatentTask
+
+    with pytest.raises(VasaError, match="w_mouth > 0 needs the mouth crop"):
+        LatentTask(str(smoke_corpus), "tiny", w_mouth=1.0)
+    task = LatentTask(str(smoke_corpus), "tiny", w_mouth=1.0, mouth_box=BOX, dataset_size=4)
+    assert task.config()["mouth_box"] == list(BOX) and task.config()["w_mouth"] == 1.0
+    models = task.build_model()
+    batch = torch.utils.data.default_collate([task.dataset()[i] for i in range(2)])
+    losses, metrics = task.loss(models, batch, step=1)
+    assert "mouth" in metrics and metrics["mouth"].item() > 0 and torch.isfinite(losses["gen"])
+    _, plain = LatentTask(str(smoke_corpus), "tiny", dataset_size=4).loss(models, batch, step=1)
+    assert "mouth" not in plain
