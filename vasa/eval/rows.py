@@ -62,10 +62,15 @@ def vasa_row(bundle: str | Path, portrait: np.ndarray, audio16k: np.ndarray, con
     """THE adapter to the generator: (T x H x W x 3 uint8 frames at 25 fps, at the model's resolution,
     and the generation time in seconds). ``portrait`` is a face crop framed like the corpus (no
     further cropping); ``controls``: gaze=(yaw, pitch), distance, emotion, cfg_audio, cfg_gaze,
-    steps, sampler, seed. Frames carry the generator's watermark (what users get)."""
+    steps, sampler, seed. Frames carry the generator's watermark (what users get), with a generation
+    id derived from the inputs (not a random one), so an evaluation is repeatable bit for bit."""
+    import hashlib
     import warnings
 
     talker = _talker(bundle, motion, device)
+    h = hashlib.sha256(np.ascontiguousarray(portrait).tobytes() + np.asarray(audio16k, np.float32).tobytes()
+                       + repr(sorted(controls.items())).encode())
+    controls = {"generation_id": int.from_bytes(h.digest()[:4], "big"), **controls}
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # measured at the model's resolution on purpose (the watermark note is moot)
         warnings.filterwarnings("ignore", message=".*invisible watermark is robust.*")
