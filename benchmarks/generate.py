@@ -26,6 +26,7 @@ the speed does not depend on the weight values) and says so in the JSON.
 
     python benchmarks/generate.py --seconds 10 60 600
     python benchmarks/generate.py --seconds 10 --cases offline_128 stream     # a quick look
+    python benchmarks/generate.py --sampler dpmpp_2m --steps 10 --out benchmarks/results/generate_fast.json
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def run_case(case: str, seconds: float, bundle: Path, a) -> dict:
     talker = Talker.from_pretrained(bundle)
     portrait = talker.portrait(ROOT / "samples" / "astronaut.jpg")
     audio = _speech(seconds)
-    controls = dict(steps=a.steps, seed=0)
+    controls = dict(steps=a.steps, sampler=a.sampler, seed=0, **({"hop": a.hop} if a.hop else {}))
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     tracemalloc.start()
     cpu0 = _cpu_s()
@@ -139,7 +140,7 @@ def components(bundle: Path, a) -> dict:
     r.decode(zp, zd)
     best = min(_timed(lambda: r.decode(zp, zd)) for _ in range(5)) / DECODE_BATCH
     m = talker.bundle.motion
-    gen = MotionGenerator(m, steps=a.steps, seed=0)
+    gen = MotionGenerator(m, sampler=a.sampler, steps=a.steps, seed=0)
     A = torch.zeros(m.cfg.window, m.cfg.audio_dim)
     gen.window(0, A, None, None)
     t_motion = min(_timed(lambda: gen.window(1, A, None, None)) for _ in range(3)) / m.cfg.window
@@ -150,7 +151,7 @@ def components(bundle: Path, a) -> dict:
     t_up = min(_timed(up) for _ in range(10))
     return {"decode_128_fps": round(1 / best, 1), "decode_128_ms_per_frame": round(1000 * best, 2),
             "motion_fps": round(1 / t_motion, 1), "motion_ms_per_frame": round(1000 * t_motion, 2),
-            "upscale_watermark_512_ms_per_frame": round(1000 * t_up, 2), "steps": a.steps,
+            "upscale_watermark_512_ms_per_frame": round(1000 * t_up, 2), "steps": a.steps, "sampler": a.sampler,
             "image_size": talker.image_size, "window": m.cfg.window, "load_avg_1min": round(os.getloadavg()[0], 2)}
 
 
@@ -166,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600])
     ap.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
     ap.add_argument("--steps", type=int, default=50, help="sampling steps (default 50, the paper's)")
+    ap.add_argument("--sampler", default="ddim", help="ddim (the paper's) or the fast dpmpp_2m")
+    ap.add_argument("--hop", type=int, default=0, help="frames per motion window (0: the model's window; 10: low latency)")
     ap.add_argument("--chunk-ms", type=float, default=80)
     ap.add_argument("--realtime-max-s", type=float, default=60,
                     help="stream clips up to this long in real time; longer ones as fast as possible")
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     work = Path(tempfile.mkdtemp(prefix="vasa-bench-"))
     bundle, weights = _bundle(a.checkpoint, work)
-    common = ["--steps", str(a.steps), "--chunk-ms", str(a.chunk_ms), "--threads", str(a.threads),
+    common = ["--steps", str(a.steps), "--sampler", a.sampler, "--hop", str(a.hop), "--chunk-ms", str(a.chunk_ms), "--threads", str(a.threads),
               "--realtime-max-s", str(a.realtime_max_s), "--_bundle", str(bundle)]
     env = {**os.environ, "VASA_C2PA_DEV_DIR": os.environ.get("VASA_C2PA_DEV_DIR", str(work / "c2pa-dev"))}
 
@@ -198,7 +201,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(row), flush=True)
         return row
 
-    out = {"weights": weights, "checkpoint": a.checkpoint, "threads": a.threads, "steps": a.steps,
+    out = {"command": "python benchmarks/generate.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+           "weights": weights, "checkpoint": a.checkpoint, "threads": a.threads, "steps": a.steps, "sampler": a.sampler,
+           "hop": a.hop or None,
            "chunk_ms": a.chunk_ms}
     if not a.no_components:
         out["components"] = sub("components", 1)
