@@ -75,6 +75,19 @@ def rendered_clip(idx: int, n: int, size: int = 512) -> np.ndarray:
     return np.stack(frames)
 
 
+def run_attacks(out: dict, written: np.ndarray, payload, names: list[str], seed: int) -> dict:
+    """Apply each named attack to the written (marked) frames, search blind, record the outcome in ``out``."""
+    for name in names:
+        attacked = attacks.apply(name, written, seed=seed)
+        t0 = time.perf_counter()
+        e = extract_frames(attacked)
+        out.setdefault("detect_s", []).append(time.perf_counter() - t0)
+        d = decide(e)
+        out["attacks"][name] = {"found": d["found"], "payload_ok": bool(e.crc_ok and e.payload == payload),
+                                "crc_ok": e.crc_ok, "z": e.sync_z}
+    return out
+
+
 def marked_job(args: tuple[int, str, int, int | None, list[str]]) -> dict:
     """Mark one clip (a corpus mp4, or ``render:<i>`` for a natively rendered 512 clip), run the attacks."""
     idx, path, n, size, names = args
@@ -84,16 +97,7 @@ def marked_job(args: tuple[int, str, int, int | None, list[str]]) -> dict:
     marked = wm.mark_frames(fr)
     out = {"clip": Path(path).stem if not path.startswith("render:") else path, "psnr": psnr(marked, fr), "ms_per_frame": 1000 * wm.seconds / len(fr),
            "attacks": {}}
-    written = attacks.h264(marked, 18)
-    for name in names:
-        attacked = attacks.apply(name, written, seed=idx)
-        t0 = time.perf_counter()
-        e = extract_frames(attacked)
-        out.setdefault("detect_s", []).append(time.perf_counter() - t0)
-        d = decide(e)
-        out["attacks"][name] = {"found": d["found"], "payload_ok": bool(e.crc_ok and e.payload == payload),
-                                "crc_ok": e.crc_ok, "z": e.sync_z}
-    return out
+    return run_attacks(out, attacks.h264(marked, 18), payload, names, idx)
 
 
 _TALKER: dict = {}
@@ -130,15 +134,7 @@ def generated_job(args: tuple[int, str, str, str, int, float, list[str], int, bo
         out["psnr"] = psnr(gen.frames, plain)
         e = extract_frames(attacks.h264(plain, 18))  # the same video unmarked: must not be flagged
         out["unmarked"] = {"found": decide(e)["found"], "crc_ok": e.crc_ok, "z": e.sync_z}
-    for name in names:
-        attacked = attacks.apply(name, written, seed=idx)
-        t0 = time.perf_counter()
-        e = extract_frames(attacked)
-        out.setdefault("detect_s", []).append(time.perf_counter() - t0)
-        d = decide(e)
-        out["attacks"][name] = {"found": d["found"], "payload_ok": bool(e.crc_ok and e.payload == gen.payload),
-                                "crc_ok": e.crc_ok, "z": e.sync_z}
-    return out
+    return run_attacks(out, written, gen.payload, names, idx)
 
 
 def null_job(args: tuple[int, str, int, int | None]) -> dict:
