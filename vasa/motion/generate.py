@@ -73,6 +73,8 @@ class MotionGenerator:
     window's audio is its ``hop`` frames, the rest of the ``W`` positions padded and masked (training
     truncates windows the same way), with the previous ``K`` frames as context. A smaller hop is the
     low-latency streaming mode (a window needs only ``hop`` frames of audio) at ``W / hop`` times the cost.
+    The past context is used once ``K`` frames exist (the model was trained with exactly ``K``), so with
+    ``hop < K`` the first ``ceil(K / hop)`` windows start without it; ``hop >= K`` (e.g. 10) avoids that.
     """
 
     def __init__(self, model: MotionDiT, *, sampler: str = "ddim", steps: int = 50,
