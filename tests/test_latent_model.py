@@ -269,3 +269,46 @@ def test_frame_pairs(synthetic_corpus):
     for k in range(200):
         a[k % 50]
     assert (time.perf_counter() - t0) < 2.0  # >= 100 items/s even on a loaded CI machine
+
+
+def test_dyn_volume_places_expression_content_that_moves_with_the_head():
+    torch.manual_seed(0)
+    cfg = latent_config("tiny", dyn_volume=[2, 8, 8])
+    assert cfg.dyn_volume == (2, 8, 8)  # YAML lists become tuples
+    m = FaceLatentModel(cfg).eval()
+    x = _img(2, 64)
+    V, z_id = m.encode_appearance(x)
+    z_pose, z_dyn = m.encode_motion(x)
+    with torch.no_grad():
+        base = m.decode(V, z_id, z_pose, z_dyn)
+        _dezero(m.G.dyn_volume)  # zero-initialised: the plain warp until trained
+        assert torch.equal(FaceLatentModel(cfg).G.dyn_volume(z_dyn, (4, 16, 16)), torch.zeros(2, 4, 4, 16, 16))
+        moved = m.decode(V, z_id, z_pose, z_dyn)
+        other = m.decode(V, z_id, z_pose, z_dyn + 1.0)
+    assert not torch.allclose(base, moved) and not torch.allclose(moved, other)
+    r = m.G.dyn_volume(z_dyn, tuple(V.shape[-3:]))
+    assert r.shape == V.shape  # B x C x D x H x W, a residual of V_app
+    # the residual is added in canonical space, before the driving warp: the decoder sees it warped
+    with torch.no_grad():
+        v_with, _ = m.G.warp(V, z_pose, z_dyn)
+        m.G.dyn_volume, keep = None, m.G.dyn_volume
+        try:
+            v_plain, _ = m.G.warp(V + r, z_pose, z_dyn)
+        finally:
+            m.G.dyn_volume = keep
+    assert torch.allclose(v_with, v_plain, atol=1e-6)
+
+
+def test_model_overrides_are_checked():
+    with pytest.raises(ValueError, match="unknown latent model field"):
+        latent_config("S", no_such_field=1)
+    with pytest.raises(ValueError, match="dyn_volume is"):
+        latent_config("S", dyn_volume=(4, 4))
+    from vasa.config import build_section, LatentConfig
+    from vasa.errors import VasaError
+
+    with pytest.raises(VasaError, match="train_latent.model"):
+        build_section(LatentConfig, {"model": {"dyn_volume": [1]}}, "train_latent")
+    with pytest.raises(VasaError, match="must be of type"):
+        build_section(LatentConfig, {"model": [1]}, "train_latent")
+    assert build_section(LatentConfig, {"model": {"dyn_volume": [4, 16, 16]}}, "train_latent").model

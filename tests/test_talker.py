@@ -298,3 +298,28 @@ def test_quickstart_app_buttons(talker, tmp_path):
     assert len(list(tmp_path.glob("compare_emotion_*.mp4"))) == 3
     status = next(w for w in widgets if isinstance(w, W.HTML) and "emotions" in w.value)
     assert "three emotions" in status.value
+
+
+def test_bundle_half_parts_load_and_decode_alike(tmp_path, tiny_bundle):
+    """A part stored as float16 (the shipped latent) loads into float32 modules and decodes as before."""
+    import torch
+    from safetensors import safe_open
+
+    from vasa.latent.train import load_latent
+    from vasa.talker import save_bundle
+
+    out = save_bundle(tmp_path / "h", tiny_bundle / "latent", tiny_bundle / "audio", tiny_bundle / "motion",
+                      tiny_bundle / "motion" / "norm.npz", half=("latent",))
+    with safe_open(str(out / "latent" / "model.safetensors"), "pt") as f:
+        assert {f.get_tensor(k).dtype for k in f.keys()} == {torch.float16}
+    assert (out / "latent" / "model.safetensors").stat().st_size < 0.6 * (tiny_bundle / "latent" / "model.safetensors").stat().st_size
+    a, b = load_latent(tiny_bundle / "latent"), load_latent(out / "latent")
+    assert all(p.dtype == torch.float32 for p in b.parameters())
+    x = torch.rand(2, 3, a.cfg.image_size, a.cfg.image_size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        d = (a(x, x.flip(0))["recon"] - b(x, x.flip(0))["recon"]).abs()
+    assert float(d.mean()) < 1 / 255 and float(d.max()) < 0.05
+    assert json.loads((out / "bundle.json").read_text())["float16_parts"] == ["latent"]
+    with pytest.raises(VasaError, match="unknown bundle part"):
+        save_bundle(tmp_path / "h2", tiny_bundle / "latent", tiny_bundle / "audio", tiny_bundle / "motion",
+                    tiny_bundle / "motion" / "norm.npz", half=("decoder",))

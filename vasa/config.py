@@ -75,6 +75,7 @@ class LatentConfig:
     work_dir: str = "runs/latent"  # checkpoints + dvclive of the latent run (resumable)
     size: str = field(default="S", metadata=_choice(*LATENT_SIZE_NAMES))
     warp_backend: str = field(default="5d", metadata=_choice("5d", "2d"))
+    model: dict = field(default_factory=dict)  # LatentModelConfig fields over the named size
     kinds: list = field(default_factory=lambda: ["speech"])  # clip kinds to draw frame pairs from
     steps: int = field(default=1600, metadata=_range(1, 10_000_000))
     batch_size: int = field(default=8, metadata=_range(1, 4096))
@@ -110,6 +111,7 @@ class LatentConfig:
     num_workers: int = field(default=0, metadata=_range(0, 64))
     seed: int = 0
     device: str = field(default="auto", metadata=_choice("auto", "cpu", "cuda"))
+    amp: str = field(default="off", metadata=_choice("off", "bf16", "auto"))  # bf16 autocast (CUDA)
     # identity embedder (gallery stills, supervised contrastive), frozen for l_cross_id
     identity_out: str = "models/identity"
     identity_work_dir: str = "runs/identity"
@@ -389,6 +391,8 @@ def _type_ok(value: Any, annotation: Any) -> bool:
         return isinstance(value, bool)
     if annotation in ("list", list) or origin is list:
         return isinstance(value, list)
+    if annotation in ("dict", dict) or origin is dict:
+        return isinstance(value, dict)
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, a) for a in typing.get_args(annotation))
     return True
@@ -450,6 +454,18 @@ def _prepare_validate(self: PrepareConfig) -> None:
 
 
 PrepareConfig.validate = _prepare_validate  # type: ignore[attr-defined]
+
+
+def _latent_validate(self: LatentConfig) -> None:
+    from vasa.latent.config import latent_config
+
+    try:
+        latent_config(self.size, warp_backend=self.warp_backend, **self.model)
+    except (TypeError, ValueError) as e:
+        raise VasaError(f"params: 'train_latent.model' is not a valid model for size {self.size}: {e}") from None
+
+
+LatentConfig.validate = _latent_validate  # type: ignore[attr-defined]
 
 
 def deep_merge(base: dict, over: dict) -> dict:

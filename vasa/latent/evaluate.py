@@ -79,10 +79,11 @@ def _batches(n: int, bs: int):
 
 # ----------------------------------------------------------------------------- (a) self-reenactment
 def frame_pairs(c: Corpus, split: str, n: int, rng: np.random.Generator, size: int,
-                min_jaw_gap: float = 0.0) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray, np.ndarray]:
+                min_jaw_gap: float = 0.0, with_records: bool = False) -> tuple:
     """``n`` pairs (source frame i, driver frame j != i) of random speech clips of ``split``:
     (sources, drivers, source params n x P, driver params n x P); frames resized to ``size``.
-    With ``min_jaw_gap`` only pairs whose ground-truth jaw differs by at least that much."""
+    With ``min_jaw_gap`` only pairs whose ground-truth jaw differs by at least that much; with
+    ``with_records`` a fifth element, each pair's clip record."""
     recs = sorted(c.records(split=split, kind="speech"), key=lambda r: r["id"])
     recs = [r for r in recs if r["n_frames"] >= 2]
     if not recs:
@@ -107,7 +108,54 @@ def frame_pairs(c: Corpus, split: str, n: int, rng: np.random.Generator, size: i
         prm = c.params(r["id"])
         ps.append(prm[i])
         pd.append(prm[j])
+    if with_records:
+        return src, drv, np.array(ps), np.array(pd), [r for r, _, _ in picks]
     return src, drv, np.array(ps), np.array(pd)
+
+
+def mouth_boxes(records: list[dict], params: np.ndarray, size: int) -> np.ndarray:
+    """Ground-truth mouth box of each frame (a generated corpus: the renderer's projected mouth centre,
+    half-width = 0.35 x the eye-to-eye distance): n x 4 ints (x0, y0, x1, y1) at ``size`` px.
+    Evaluation only: it reads the corpus's identity parameters."""
+    from vasa.synth.identity import Identity
+    from vasa.synth.render import HeadRenderer
+
+    boxes = []
+    for r, p in zip(records, params):
+        if "identity_params" not in r:
+            raise VasaError("mouth_boxes needs a generated corpus (records with identity_params)")
+        lm = HeadRenderer(Identity.from_dict(r["identity_params"]), resolution=size, supersample=1).landmarks(p)
+        (mx, my), (lx, ly), (rx, ry) = lm["mouth_center"], lm["eye_l"], lm["eye_r"]
+        hw = max(3.0, 0.7 * float(np.hypot(lx - rx, ly - ry)))
+        hh = 0.6 * hw
+        boxes.append([int(np.floor(mx - hw)), int(np.floor(my - hh)), int(np.ceil(mx + hw)), int(np.ceil(my + hh))])
+    return np.clip(np.array(boxes), 0, size)
+
+
+@torch.no_grad()
+def mouth_reenactment(model, corpus: str, pairs: int = 128, seed: int = 0, batch: int = 16,
+                      split: str = "test", min_jaw_gap: float = 0.3) -> dict[str, Any]:
+    """Does the decoder render the driver's mouth? PSNR inside the ground-truth mouth box of pairs whose
+    jaw differs by >= ``min_jaw_gap``: reenactment vs driver, and the source copied (a decoder that
+    ignores z_dyn's mouth scores like the copy). ``mouth_gain`` = reenactment - copy, in dB."""
+    c = Corpus(corpus)
+    src_all, drv_all, _, p_drv, recs = frame_pairs(c, split, pairs, np.random.default_rng((seed, 17)),
+                                                    model.cfg.image_size, min_jaw_gap, with_records=True)
+    boxes = mouth_boxes(recs, p_drv, EVAL_RES)
+    rec_db, copy_db = [], []
+    for sl in _batches(len(src_all), batch):
+        src = torch.stack([to_tensor(f) for f in src_all[sl]])
+        drv = torch.stack([to_tensor(f) for f in drv_all[sl]])
+        recon = model(src, drv)["recon"]
+        for i, k in enumerate(range(sl.start, sl.stop)):
+            x0, y0, x1, y1 = boxes[k]
+            d, r, so = (_to_eval_res(to_uint8(x[i]))[y0:y1, x0:x1] for x in (drv, recon, src))
+            rec_db.append(psnr(r, d))
+            copy_db.append(psnr(so, d))
+    rec_db, copy_db = np.array(rec_db), np.array(copy_db)
+    return dict(metrics=dict(pairs=len(rec_db), mouth_psnr=float(rec_db.mean()), mouth_psnr_copy=float(copy_db.mean()),
+                             mouth_gain=float((rec_db - copy_db).mean())),
+                arrays=dict(mouth_psnr=rec_db, mouth_psnr_copy=copy_db, boxes=boxes))
 
 
 @torch.no_grad()
@@ -312,6 +360,7 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
     net = load_latent(model)
     torch.manual_seed(seed)
     sr = self_reenactment(net, corpus, pairs, seed, split=split, progress=progress)
+    mr = mouth_reenactment(net, corpus, max(8, pairs // 4), seed, split=split)
     ci = cross_identity(net, corpus, cross_sources, cross_drivers, seed, split=split, fallback_split=fit_split)
     fit = clip_codes(net, corpus, fit_split, probe_frames, progress=progress)
     ev = clip_codes(net, corpus, split, probe_frames, progress=progress)
@@ -322,8 +371,8 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
     if figures_dir:
         for name, g in grids.items():
             save_png(Path(figures_dir) / f"{name}.png", g)
-    metrics = dict(self_reenactment=sr["metrics"], cross_identity=ci["metrics"], probes=pr["table"],
+    metrics = dict(self_reenactment=sr["metrics"], mouth=mr["metrics"], cross_identity=ci["metrics"], probes=pr["table"],
                    probe_bars=pr["bars"], probes_passed=pr["all_passed"], transfer=pt["metrics"])
-    arrays = dict(self_reenactment=sr["arrays"], csim=ci["arrays"]["csim"], transfer=pt["arrays"],
+    arrays = dict(self_reenactment=sr["arrays"], mouth=mr["arrays"], csim=ci["arrays"]["csim"], transfer=pt["arrays"],
                   probe_fit=fit, probe_eval=ev)
     return dict(metrics=metrics, arrays=arrays, grids=grids)

@@ -4,14 +4,19 @@ Pipeline (shapes for size S, 128 x 128)::
 
     z_pose --(R, t, s)--\
     z_dyn  --DynFlow----> driving grid  B x 8 x 32 x 32 x 3      (warping generator W_{c->d})
-    V_app  B x 8 x 8 x 32 x 32 --grid_sample_3d--> posed volume B x 8 x 8 x 32 x 32
+    z_dyn  --DynVolume--> canonical residual B x 8 x 8 x 32 x 32  (optional, ``cfg.dyn_volume``)
+    V_app (+ residual) B x 8 x 8 x 32 x 32 --grid_sample_3d--> posed volume B x 8 x 8 x 32 x 32
            --3D ResBlocks (AdaIN)--> fold depth into channels B x 64 x 32 x 32
            --1x1 conv--> B x 48 x 32 x 32 --2D ResBlocks (AdaIN)--
            --nearest x2, 3x3 conv, AdaIN, act--> B x 24 x 64 x 64
            --3x3 conv to 12 channels, pixel shuffle x2, tanh--> image B x 3 x 128 x 128
 
 The style vector (AdaIN) is an MLP of ``z_id`` (and ``z_dyn`` when ``cfg.dyn_modulates``), as
-MegaPortraits conditions its decoder on the identity. The output image is in [-1, 1].
+MegaPortraits conditions its decoder on the identity. A warp only moves what the source shows: an
+open mouth rendered from a closed-mouth source needs new content (dark interior, teeth) at a place
+that follows the head. ``cfg.dyn_volume`` adds it where it belongs: z_dyn predicts a coarse residual
+of the *canonical* volume, which the driving warp then moves with the head (the AdaIN style, global
+per channel, cannot place anything). The output image is in [-1, 1].
 """
 
 from __future__ import annotations
@@ -40,6 +45,25 @@ class UpBlock(nn.Module):
         return self.act(self.norm(self.conv(x), style))
 
 
+class DynVolume(nn.Module):
+    """z_dyn -> canonical appearance residual ``B x C x D x H x W`` (an MLP to a coarse ``C x d x h x w``
+    volume, trilinearly upsampled; the last layer zero-initialised: training starts from the plain warp)."""
+
+    def __init__(self, dyn_dim: int, channels: int, size: tuple[int, int, int], hidden: int):
+        super().__init__()
+        self.channels, self.size = channels, tuple(size)
+        self.mlp = nn.Sequential(nn.Linear(dyn_dim, hidden), nn.LeakyReLU(0.2),
+                                 nn.Linear(hidden, channels * self.size[0] * self.size[1] * self.size[2]))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, z_dyn: torch.Tensor, out_size: tuple[int, int, int]) -> torch.Tensor:
+        r = self.mlp(z_dyn).view(z_dyn.shape[0], self.channels, *self.size)  # B x C x d x h x w
+        if tuple(out_size) == self.size:
+            return r
+        return F.interpolate(r, size=tuple(out_size), mode="trilinear", align_corners=False)
+
+
 class FaceDecoder(nn.Module):
     """Warping generator + 3D convs + projection to 2D + 2D upsampling decoder (V_app -> image)."""
 
@@ -52,6 +76,7 @@ class FaceDecoder(nn.Module):
         # (z_id, z_dyn) -> style vector of every AdaIN
         self.style = nn.Sequential(nn.Linear(cond, sdim), nn.LeakyReLU(0.2), nn.Linear(sdim, sdim))
         self.flow = DynFlow(cfg.dyn_dim, cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{c->d}
+        self.dyn_volume = DynVolume(cfg.dyn_dim, C, cfg.dyn_volume, cfg.flow_hidden) if cfg.dyn_volume else None
         self.net3d = nn.ModuleList(ResBlock(C, 3, sdim) for _ in range(cfg.gen_res3d))
         ch = cfg.dec_channels
         self.proj = nn.Conv2d(C * D, ch[0], 1)  # depth folded into channels -> 2D
@@ -68,6 +93,8 @@ class FaceDecoder(nn.Module):
         """Canonical V_app -> driving-frame volume (B x C x D x H x W), and the coarse flow."""
         R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
         flow = self.flow(z_dyn)  # B x 3 x d x h x w
+        if self.dyn_volume is not None:  # expression content in canonical space, moved by the warp below
+            V_app = V_app + self.dyn_volume(z_dyn, tuple(V_app.shape[-3:]))  # B x C x D x H x W
         grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
         return grid_sample_3d(V_app, grid, self.cfg.warp_backend), flow
 

@@ -150,34 +150,47 @@ def decoder_flops(model: FaceLatentModel) -> float:
     return float(fc.get_total_flops())
 
 
-def _best_time(fn, reps: int) -> float:
-    """Fastest of ``reps`` runs in seconds (robust to other processes sharing the CPU)."""
+def _best_time(fn, reps: int, sync=None) -> float:
+    """Fastest of ``reps`` runs in seconds (robust to other processes sharing the CPU); ``sync`` waits
+    for queued device work (CUDA) before each clock read."""
     best = float("inf")
     for _ in range(reps):
+        if sync:
+            sync()
         t0 = time.perf_counter()
         fn()
+        if sync:
+            sync()
         best = min(best, time.perf_counter() - t0)
     return best
 
 
-def benchmark(size: str, batch: int = 16, reps: int = 5, threads: int | None = None) -> dict:
+def benchmark(size: str, batch: int = 16, reps: int = 5, threads: int | None = None, device: str = "cpu",
+              dtype: str = "float32") -> dict:
     """Params, decode ms/frame (batch ``batch``, best of ``reps`` after a warm-up) and decode
-    GFLOPs/frame of a named size."""
+    GFLOPs/frame of a named size, on ``device`` ("cpu" or "cuda"), under autocast to ``dtype``
+    ("float32" = no autocast, "bfloat16")."""
     if threads:
         torch.set_num_threads(threads)
+    dev = torch.device(device)
     model = FaceLatentModel(size).eval()
+    flops = decoder_flops(model)
+    model = model.to(dev)
     cfg = model.cfg
     g = torch.Generator().manual_seed(0)
-    x = torch.rand(batch, 3, cfg.image_size, cfg.image_size, generator=g) * 2 - 1
-    with torch.inference_mode():
+    x = (torch.rand(batch, 3, cfg.image_size, cfg.image_size, generator=g) * 2 - 1).to(dev)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else None
+    amp = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bfloat16")
+    with torch.inference_mode(), amp:
         V, z_id = model.encode_appearance(x)
         z_pose, z_dyn = model.encode_motion(x)
-        model.decode(V, z_id, z_pose, z_dyn)  # warm-up
-        dec = _best_time(lambda: model.decode(V, z_id, z_pose, z_dyn), reps) / batch
-        enc = _best_time(lambda: model.encode(x), max(1, reps // 2)) / batch
+        for _ in range(3 if sync else 1):  # warm-up (CUDA: kernels and cuDNN algorithm choice)
+            model.decode(V, z_id, z_pose, z_dyn)
+        dec = _best_time(lambda: model.decode(V, z_id, z_pose, z_dyn), reps, sync) / batch
+        enc = _best_time(lambda: model.encode(x), max(1, reps // 2), sync) / batch
     return dict(size=size, res=cfg.image_size, params_M=model.num_params() / 1e6,
                 decoder_params_M=model.num_params("G") / 1e6, vol=cfg.vol_shape,
-                decode_ms=dec * 1e3, encode_ms=enc * 1e3, decode_gflops=decoder_flops(model) / 1e9)
+                decode_ms=dec * 1e3, encode_ms=enc * 1e3, decode_gflops=flops / 1e9, device=str(dev), dtype=dtype)
 
 
 def main(argv=None):

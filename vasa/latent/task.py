@@ -67,7 +67,7 @@ class LatentTask(TrainTask):
     def __init__(self, corpus: str, size: str = "S", warp_backend: str = "5d", kinds=("speech",),
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
-                 mouth_box: tuple | list | None = None, **weights: float):
+                 mouth_box: tuple | list | None = None, model: dict | None = None, **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
@@ -89,7 +89,7 @@ class LatentTask(TrainTask):
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
         self.sample_items = sample_items
-        self.model_cfg = latent_config(size, warp_backend=warp_backend)
+        self.model_cfg = latent_config(size, warp_backend=warp_backend, **(model or {}))
         res = Corpus(self.corpus).schema.get("resolution")
         self.resize = self.model_cfg.image_size if res != self.model_cfg.image_size else None
         self.rec = L.ReconstructionLoss(ssim=self.w["rec_ssim"])

@@ -31,6 +31,7 @@ def train_latent(
     out: str = "models/latent",            # export: model.safetensors + config.json
     work_dir: str = "runs/latent",         # checkpoints + dvclive (resumable)
     size: str = "S",                       # named model size (vasa.latent.config.LATENT_SIZES)
+    model: dict | None = None,             # LatentModelConfig fields over the named size, e.g. {"dyn_volume": [4, 16, 16]}
     warp_backend: str = "5d",              # "5d" | "2d" (the same values; 2d for MPS/ONNX/TensorRT)
     kinds: list | tuple = ("speech",),     # clip kinds for frame pairs ("speech", "gallery")
     steps: int = 1600,                     # optimizer steps
@@ -66,6 +67,7 @@ def train_latent(
     num_workers: int = 0,
     seed: int = 0,
     device: str = "auto",
+    amp: str = "off",                      # "off" | "bf16" | "auto" (bf16 on CUDA): see params.yaml
     identity_out: str = "models/identity",  # identity embedder export
     identity_work_dir: str = "runs/identity",
     identity_steps: int = 300,
@@ -112,13 +114,13 @@ def train_latent(
         mouth_box = corpus_mouth_box(corpus, "train", mouth_frames, seed)
         summary["mouth_box"] = list(mouth_box)
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
-                      identity=identity, seed=seed, guidance=guidance, mouth_box=mouth_box, **weights)
+                      identity=identity, seed=seed, guidance=guidance, mouth_box=mouth_box, model=model, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
                     lr_schedule=lr_schedule, grad_clip=grad_clip, ema_decay=ema_decay, log_every=log_every,
                     sample_every=sample_every, checkpoint_every=checkpoint_every, seed=seed, device=device,
-                    num_workers=num_workers, progress=progress, stop_at_step=stop_at_step, export=False)
+                    num_workers=num_workers, progress=progress, stop_at_step=stop_at_step, export=False, amp=amp)
     seconds = time.perf_counter() - t0
     summary.update(latent=metrics, seconds=seconds,
                    steps_per_s=(metrics["step"] - start) / seconds if seconds > 0 else 0.0)

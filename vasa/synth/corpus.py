@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 from vasa.errors import VasaError
 from vasa.io.atomic import disk_error, remove_stale_temporaries, write_json, write_text
 from vasa.io.shards import ClipData, shard_complete, write_shard
-from vasa.io.video import write_mp4
 from vasa.synth.params import FRAME_PARAMS, NOMINAL_DISTANCE, PARAM_INDEX, PARAM_NAMES, clip_params, neutral_params
 from vasa.synth.plan import ClipSpec, plan_corpus, shard_plan
 from vasa.synth.stats import corpus_stats
@@ -94,6 +93,8 @@ def _work(args: tuple) -> tuple[str, int, float]:
     """Worker: generate one shard (its mp4s first, then the shard file). Returns (name, frames, s)."""
     name, specs, out, seed, resolution, supersample, fps, gallery_frames, voices = args
     import cv2
+
+    from vasa.io.video import write_mp4  # here: importing the corpus module needs no PyAV
 
     cv2.setNumThreads(1)  # one process per core: no thread oversubscription
     t0 = time.perf_counter()

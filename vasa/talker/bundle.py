@@ -166,15 +166,31 @@ def load_bundle(path: str | Path, device: str | torch.device = "cpu") -> Bundle:
                   d["use_ref"], d["info"], model_id(path, d["info"]))
 
 
+def _copy_half(src: Path, dst: Path) -> None:
+    """Copy a safetensors file with its float32 tensors stored as float16 (loading upcasts them to the
+    module's float32 parameters; half the bytes, ~1e-3 relative rounding of each weight)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(src), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in tensors.items()}
+    save_file(tensors, str(dst), metadata=meta)
+
+
 def save_bundle(out: str | Path, latent_dir: str | Path, audio_dir: str | Path, motion_dir: str | Path,
                 norm_path: str | Path, name: str | None = None, version: str | None = None,
-                extra: dict | None = None) -> Path:
+                extra: dict | None = None, half: tuple[str, ...] = ()) -> Path:
     """Copy the exported parts into a bundle folder ``out`` atomically (temporary sibling, then rename).
 
     The parts must fit together (checked with :func:`describe` before the rename). ``bundle.json``
     records the name, version, the watermark model id, a fingerprint of each part and ``extra``
-    (e.g. what trained them).
+    (e.g. what trained them). Parts named in ``half`` store their float32 weights as float16.
     """
+    unknown = sorted(set(half) - set(PARTS))
+    if unknown:
+        raise VasaError(f"half: unknown bundle part(s) {unknown}; choose from {PARTS}")
     out = Path(out)
     tmp = out.with_name(f".tmp-{out.name}-{os.getpid()}")
     try:
@@ -185,8 +201,11 @@ def save_bundle(out: str | Path, latent_dir: str | Path, audio_dir: str | Path, 
             if not (src / "config.json").is_file() or not (src / "model.safetensors").is_file():
                 raise VasaError(f"{src} is not an exported model (needs config.json + model.safetensors)")
             (tmp / part).mkdir()
-            for f in ("config.json", "model.safetensors"):
-                shutil.copy2(src / f, tmp / part / f)
+            shutil.copy2(src / "config.json", tmp / part / "config.json")
+            if part in half:
+                _copy_half(src / "model.safetensors", tmp / part / "model.safetensors")
+            else:
+                shutil.copy2(src / "model.safetensors", tmp / part / "model.safetensors")
         read_norm(norm_path)
         shutil.copy2(norm_path, tmp / "motion" / "norm.npz")
         describe(tmp)
@@ -196,7 +215,7 @@ def save_bundle(out: str | Path, latent_dir: str | Path, audio_dir: str | Path, 
             h = hashlib.sha256((tmp / part / "model.safetensors").read_bytes()).hexdigest()[:16]
             parts[part] = {"fingerprint": h, "config": _config(tmp / part)}
         info = {"format": FORMAT, "name": name or out.name, "version": version or "0",
-                "model_id": int(fp[:4], 16), "fingerprint": fp,
+                "model_id": int(fp[:4], 16), "fingerprint": fp, "float16_parts": list(half),
                 "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                 "parts": parts, **(extra or {})}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")

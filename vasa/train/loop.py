@@ -413,11 +413,12 @@ class _Loop:
         end = a["stop_at_step"] or a["steps"]
         live = bar = None
         if main:
-            from dvclive import Live
             from tqdm.auto import tqdm
+
+            from vasa.train.live import open_live
             if self.resumed:
                 _truncate_dvclive(self.out / "dvclive", self.step)
-            live = Live(dir=str(self.out / "dvclive"), resume=self.resumed, save_dvc_exp=False, dvcyaml=None)
+            live = open_live(self.out / "dvclive", resume=self.resumed)
             if not self.resumed:
                 live.log_params({"task": self.config["task"], "train": self.config["train"]})
             bar = tqdm(total=a["steps"], initial=self.step, disable=not a["progress"], dynamic_ncols=True,
