@@ -45,3 +45,14 @@ def test_recipe_errors(tmp_path, smoke_corpus, capsys):
         pack_recipe(tmp_path / "real", tmp_path / "r.npz")
     with pytest.raises(SystemExit, match="error: no recipe"):
         main(["unpack", str(tmp_path / "missing.npz"), str(tmp_path / "c")])
+
+
+def test_unpack_refuses_a_file_that_is_not_a_recipe(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(VasaError, match="not a corpus recipe"):
+        unpack_recipe(bad, tmp_path / "c")
+    np.savez(tmp_path / "other.npz", x=np.zeros(3))
+    with pytest.raises(VasaError, match="not a corpus recipe"):
+        unpack_recipe(tmp_path / "other.npz", tmp_path / "c")
+    assert not (tmp_path / "c" / "manifest.jsonl").exists()

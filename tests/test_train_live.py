@@ -41,3 +41,16 @@ def test_open_live_falls_back_with_a_warning(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="dvclive is not installed"):
         live = open_live(tmp_path / "d")
     assert isinstance(live, JsonLinesLive)
+
+
+def test_resume_drops_json_lines_logged_after_the_checkpoint(tmp_path):
+    from vasa.train.loop import _truncate_dvclive
+
+    live = JsonLinesLive(tmp_path / "d")
+    for step in (25, 50, 75):
+        live.step = step
+        live.log_metric("loss", 1.0)
+        live.next_step()
+    _truncate_dvclive(tmp_path / "d", 50)  # the run died after step 75, its last checkpoint was step 50
+    rows = [json.loads(x) for x in (tmp_path / "d" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [25, 50]

@@ -115,13 +115,18 @@ def unpack_recipe(recipe: str | Path, out: str | Path, workers: int = 0, progres
     path = Path(recipe)
     if not path.is_file():
         raise VasaError(f"no recipe at {path}: make one with `python -m vasa.synth.recipe pack CORPUS {path}`")
-    with np.load(path) as z:
-        if int(z["version"]) != RECIPE_VERSION:
-            raise VasaError(f"{path} is a recipe of version {int(z['version'])}, this vasa reads {RECIPE_VERSION}")
-        manifest = z["manifest"].tobytes().decode()
-        side = json.loads(z["side"].tobytes().decode())
-        shards, clip_ids = [str(s) for s in z["shards"]], [str(c) for c in z["clip_ids"]]
-        offs, params, viseme = z["frame_offsets"], z["params"], z["viseme"]
+    try:
+        with np.load(path) as z:
+            version = int(z["version"])
+            if version != RECIPE_VERSION:
+                raise VasaError(f"{path} is a recipe of version {version}, this vasa reads {RECIPE_VERSION}")
+            manifest = z["manifest"].tobytes().decode()
+            side = json.loads(z["side"].tobytes().decode())
+            shards, clip_ids = [str(s) for s in z["shards"]], [str(c) for c in z["clip_ids"]]
+            offs, params, viseme = z["frame_offsets"], z["params"], z["viseme"]
+    except (OSError, ValueError, KeyError, EOFError) as e:
+        raise VasaError(f"{path} is not a corpus recipe ({type(e).__name__}: {e}): make one with "
+                        "`python -m vasa.synth.recipe pack CORPUS RECIPE`") from None
     settings = json.loads(side["settings.json"])
     records = {r["id"]: r for r in map(json.loads, filter(str.strip, manifest.splitlines()))}
     where = {cid: i for i, cid in enumerate(clip_ids)}

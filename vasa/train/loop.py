@@ -102,6 +102,12 @@ def _truncate_dvclive(folder: Path, step: int) -> None:
         lines = tsv.read_text("utf-8").splitlines(keepends=True)
         keep = lines[:1] + [ln for ln in lines[1:] if int(ln.split("\t", 1)[0]) <= step]
         tsv.write_text("".join(keep), "utf-8")
+    jsonl = folder / "metrics.jsonl"  # vasa.train.live.JsonLinesLive, where dvclive is not installed
+    if jsonl.is_file():
+        import json
+
+        lines = jsonl.read_text("utf-8").splitlines(keepends=True)
+        jsonl.write_text("".join(ln for ln in lines if json.loads(ln)["step"] <= step), "utf-8")
 
 
 def _check(ok: bool, msg: str) -> None:
