@@ -8,6 +8,8 @@ the default weights separates the effect of the change from the effect of more t
 
     python scripts/latent_finetune_ablation.py --steps 300 --set control: --set flip_decorr:w_flip=1.0,w_decorr=1.0 \\
         --out metrics/ablations/latent_finetune.json
+
+``--set NAME:model.pose_cond=true,w_leak=1`` also overrides fields of the model's config (JSON values).
 """
 
 from __future__ import annotations
@@ -30,7 +32,10 @@ from vasa.train import load_pretrained, train  # noqa: E402
 
 
 class FineTuneTask(LatentTask):
-    """The latent task with its model initialised from an exported model."""
+    """The latent task with its model initialised from an exported model. A model override that widens
+    the input of a linear layer (``model.pose_cond=1``: the z_dyn networks also read z_pose) gets the
+    exported weights with zero columns for the new inputs, and ``model.mot_split=true`` a z_dyn backbone
+copied from the shared one: the fine-tune starts from the same function."""
 
     def __init__(self, init: str, *a, **kw):
         self.init = init
@@ -38,7 +43,16 @@ class FineTuneTask(LatentTask):
 
     def build_model(self):
         mods = super().build_model()
-        load_pretrained(self.init, {"model": mods["model"]})
+        _, tensors = load_pretrained(self.init)
+        own = mods["model"].state_dict()
+        for k in own:  # model.mot_split=true: the new z_dyn backbone starts as a copy of the shared one
+            for new, old in (("E_mot.dyn_net.", "E_mot.net."), ("E_mot.dyn_fc.", "E_mot.fc.")):
+                if k.startswith(new) and k not in tensors["model"]:
+                    tensors["model"][k] = tensors["model"][old + k[len(new):]].clone()
+        for k, v in tensors["model"].items():
+            if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:
+                tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)
+        mods["model"].load_state_dict({k: v.to(own[k].dtype) for k, v in tensors["model"].items()})
         return mods
 
 
@@ -58,16 +72,23 @@ def main(argv: list[str] | None = None) -> dict:
     cfg, _ = load_pretrained(a.model)
     base_w = {k: v for k, v in cfg["task"].items() if k.startswith("w_") or k in ("rec_ssim", "guide_dyn",
                                                                                   "consist_every", "cross_every")}
-    base_w.update(w_adv=0.0, w_fm=0.0, adv_start=0, w_mouth=0.0)
+    base_w.update(w_adv=0.0, w_fm=0.0, adv_start=0, w_mouth=0.0, w_eyes=0.0)
     report = dict(command="python scripts/latent_finetune_ablation.py " + " ".join(argv or sys.argv[1:]),
                   model=a.model, steps=a.steps, batch=a.batch, lr=a.lr, variants={})
+    boxes: dict = {}
     for spec in a.set or ["control:"]:
         name, _, kv = spec.partition(":")
-        w = dict(base_w, **{k: float(v) for k, v in (x.split("=") for x in kv.split(",") if x)})
+        pairs = [x.split("=") for x in kv.split(",") if x]
+        w = dict(base_w, **{k: float(v) for k, v in pairs if not k.startswith("model.")})
+        model_over = {k[len("model."):]: json.loads(v) for k, v in pairs if k.startswith("model.")}
+        if (w.get("w_mouth", 0) > 0 or w.get("w_eyes", 0) > 0) and not boxes:
+            from vasa.latent.mouth import corpus_region_boxes
+            boxes = corpus_region_boxes(a.corpus, "train", 64, 0)
         task = FineTuneTask(a.model, a.corpus, cfg["task"]["size"], "5d", ["speech"], dataset_size=a.steps * a.batch,
                             identity=cfg["task"].get("identity") if w.get("w_cross_id", 0) > 0 else None,
-                            guidance=a.guidance, seed=0, **w,
-                            model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"})
+                            guidance=a.guidance, seed=0, mouth_box=boxes.get("mouth") if w.get("w_mouth", 0) > 0 else None,
+                            eyes_box=boxes.get("eyes") if w.get("w_eyes", 0) > 0 else None, **w,
+                            model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"} | model_over)
         t0 = time.time()
         work = Path(a.work) / name
         train(task, out_dir=str(work), steps=a.steps, batch_size=a.batch, lr=a.lr, warmup_steps=0,
@@ -79,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         sr = self_reenactment(net, a.corpus, 256, 0, progress=False)["metrics"]
         mr = mouth_reenactment(net, a.corpus, 64, 0)["metrics"]
         pr = probes(clip_codes(net, a.corpus, "val", 40, progress=False), clip_codes(net, a.corpus, "test", 40, progress=False))
-        report["variants"][name] = dict(weights_changed={k: w[k] for k in w if w[k] != base_w.get(k)},
+        report["variants"][name] = dict(weights_changed={k: w[k] for k in w if w[k] != base_w.get(k)}, model_changed=model_over,
                                         psnr=sr["psnr"], ssim=sr["ssim"], mouth_psnr=mr["mouth_psnr"],
                                         probes=pr["table"], seconds=round(time.time() - t0, 1))
         print(name, json.dumps(report["variants"][name]), flush=True)

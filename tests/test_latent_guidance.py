@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from vasa.latent.guidance import GUIDE_NAMES, Guidance, GuidanceLoss, estimate_guidance, guided_frames
+from vasa.latent.guidance import GUIDE_NAMES, RAW_NAMES, Guidance, GuidanceLoss, dyn_targets, estimate_guidance, guided_frames
 
 
 def test_guided_frames_evenly_spaced_and_unique():
@@ -22,7 +22,7 @@ def test_guided_frames_evenly_spaced_and_unique():
 def test_guidance_loss_zero_at_target_masked_and_positive_elsewhere():
     loss = GuidanceLoss()
     z_pose, z_dyn = torch.randn(3, 6), torch.randn(3, 8)
-    target = torch.cat([z_pose[:, :3], z_dyn[:, :5]], 1).clone()
+    target = torch.cat([z_pose[:, :3], z_dyn[:, :4]], 1).clone()
     assert loss(z_pose, z_dyn, target).item() == pytest.approx(0.0, abs=1e-7)
     bad = target.clone()
     bad[0, 0] += 1.0
@@ -32,8 +32,8 @@ def test_guidance_loss_zero_at_target_masked_and_positive_elsewhere():
     # gradients reach only the guided channels
     zp, zd = z_pose.clone().requires_grad_(), z_dyn.clone().requires_grad_()
     loss(zp, zd, target + 0.5).backward()
-    assert zp.grad[:, 3:].abs().sum() == 0 and zd.grad[:, 5:].abs().sum() == 0
-    assert zp.grad[:, :3].abs().sum() > 0 and zd.grad[:, :5].abs().sum() > 0
+    assert zp.grad[:, 3:].abs().sum() == 0 and zd.grad[:, 4:].abs().sum() == 0
+    assert zp.grad[:, :3].abs().sum() > 0 and zd.grad[:, :4].abs().sum() > 0
 
 
 def test_guidance_standardises_dyn_and_looks_up_targets():
@@ -41,9 +41,36 @@ def test_guidance_standardises_dyn_and_looks_up_targets():
     raw = np.array([[0.1, 0, 0, 1, 2, 3, 4, 5], [0.2, 0, 0, 3, 2, 3, 4, 5], [np.nan] * 8], np.float32)
     g = Guidance(ids, np.array([0, 7, 3]), raw)
     assert g.frames["a"].tolist() == [0, 7] and g.frames["b"].tolist() == [3]
-    assert g.target("a", 7)[0] == pytest.approx(0.2) and g.target("a", 7)[3] == pytest.approx(1.0)
+    assert g.target("a", 7).shape == (len(GUIDE_NAMES),)
+    assert g.target("a", 7)[0] == pytest.approx(0.2) and g.target("a", 7)[3] == pytest.approx(1.0)  # mouth, standardised
     assert np.isnan(g.target("a", 1)).all() and np.isnan(g.target("b", 3)).all()
     assert g.found_rate() == pytest.approx(2 / 3)
+    with pytest.raises(Exception, match="8 columns"):
+        Guidance(ids, np.array([0, 7, 3]), raw[:, :7])
+
+
+def test_dyn_targets_are_pose_free_and_eyes_closed_is_per_clip():
+    """Per-eye EAR with opposite yaw slopes and an iris offset that drifts with yaw: the targets keep
+    the blink and the gaze, and lose the yaw (the leak that wrote head pose into z_dyn)."""
+    rng = np.random.default_rng(0)
+    n, clips = 2000, 50
+    ids = np.repeat(np.arange(clips), n // clips).astype(str)
+    yaw, pitch, roll = rng.normal(0, 0.2, n), rng.normal(0, 0.1, n), rng.normal(0, 0.07, n)
+    eye_size = np.repeat(rng.uniform(0.25, 0.35, clips), n // clips)  # identity: open-eye EAR
+    blink = (rng.random(n) < 0.1) * rng.uniform(0.5, 1.0, n)
+    gaze = rng.normal(0, 0.1, n)
+    jaw = rng.random(n)
+    raw = np.stack([yaw, pitch, roll, jaw + 0.1 * pitch, eye_size * (1 - blink) * (1 + 0.8 * yaw),
+                    eye_size * (1 - blink) * (1 - 0.8 * yaw), gaze + 0.5 * yaw, rng.normal(0, 0.1, n)], 1)
+    raw[5, :] = np.nan  # no face found
+    t = dyn_targets(ids, raw)
+    ok = np.isfinite(t).all(1)
+    assert not ok[5] and ok.sum() == n - 1
+    corr = lambda a, b: abs(np.corrcoef(a[ok], b[ok])[0, 1])  # noqa: E731
+    assert corr(raw[:, 4], yaw) > 0.3  # the per-eye measure does carry yaw
+    assert corr(t[:, 1], blink) > 0.9 and corr(t[:, 1], yaw) < 0.05  # eyes_closed
+    assert corr(t[:, 2], gaze) > 0.9 and corr(t[:, 2], yaw) < 0.05  # gaze_h
+    assert corr(t[:, 0], jaw) > 0.95 and corr(t[:, 0], pitch) < 0.05  # mouth
 
 
 def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
@@ -56,7 +83,7 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     synth_corpus(root, clips=4, ood_lang_clips=0, art_clips=0, identities=6, gallery_per_identity=1,
                  resolution=128, clips_per_shard=4, workers=1, progress=False)
     g = estimate_guidance(root, "train", 6, tmp_path / "run", workers=1, progress=False)
-    assert g.found_rate() > 0.9 and g.raw.shape[1] == len(GUIDE_NAMES)
+    assert g.found_rate() > 0.9 and g.raw.shape[1] == len(RAW_NAMES)
     meta = json.loads((tmp_path / "run" / "guidance-train.json").read_text())
     assert meta["frames"] == 6 and meta["count"] == len(g)
     c = Corpus(root)

@@ -152,6 +152,7 @@ def test_losses_finite_and_invariant(tiny):
              L.ConsistencyLoss()(out["consist_a"], out["consist_b"]), cross(x, out["cross"]),
              L.PoseEquivarianceLoss()(tiny, x, torch.Generator().manual_seed(0)),
              L.PoseDynDecorrelationLoss()(out["z_pose_drv"], out["z_dyn_drv"]),
+             L.PoseLeakLoss()(L.PoseLeakProbe(tiny.cfg.dyn_dim, tiny.cfg.pose_dim), out["z_dyn_drv"], out["z_pose_drv"]),
              L.WarpSmoothnessLoss()(out["flow_canon"], out["flow_drive"]),
              L.SupervisedPoseLoss(["yaw", "pitch", "roll", "scale"])(out["z_pose_drv"],
                                                                      torch.tensor([[5.0, 0, 0, 1.0]] * 4))]
@@ -160,6 +161,62 @@ def test_losses_finite_and_invariant(tiny):
     sum(terms).backward()  # all differentiable together
     zero_flow = torch.zeros(2, 3, 2, 4, 4)
     assert float(L.WarpSmoothnessLoss()(zero_flow)) == 0.0
+
+
+def _fresh_r2(z: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+    """R^2 per pose column of a least-squares read-out of ``pose`` from ``z`` (all samples)."""
+    zc = torch.cat([z, torch.ones(len(z), 1)], 1)
+    w = torch.linalg.lstsq(zc, pose).solution
+    return 1 - (zc @ w - pose).pow(2).sum(0) / (pose - pose.mean(0)).pow(2).sum(0)
+
+
+def test_pose_leak_loss_sees_a_spread_read_out_and_training_removes_it():
+    """The pose hidden in random directions of a noisy z_dyn: the leak loss sees it (near 1), sees
+    nothing in a pose-free code, and an encoder trained against it drops the pose from z_dyn and
+    keeps the dynamics (fresh least-squares probe R^2 0.99 -> < 0.25)."""
+    g = torch.Generator().manual_seed(0)
+    n, dd = 512, 16
+    pose, dyn = torch.randn(n, 3, generator=g), torch.randn(n, 4, generator=g)
+    x = torch.cat([pose, dyn], 1)
+    noise = lambda m: 0.3 * torch.randn(m, dd, generator=g)  # noqa: E731
+    mix = torch.randn(7, dd, generator=g)
+    leak = L.PoseLeakLoss()
+    probe = L.PoseLeakProbe(dd, 3, memory=256)
+    for _ in range(4):
+        idx = torch.randint(0, n, (64,), generator=g)
+        high = float(leak(probe, x[idx] @ mix + noise(64), pose[idx]))
+    assert high > 0.9 and int(probe.filled) == 256
+    clean = L.PoseLeakProbe(dd, 3, memory=256)
+    for _ in range(4):
+        idx = torch.randint(0, n, (64,), generator=g)
+        low = float(leak(clean, dyn[idx] @ mix[3:] + noise(64), pose[idx]))
+    assert low < 0.15
+    assert _fresh_r2(x @ mix + noise(n), pose).min() > 0.95  # the untrained code carries the pose
+    enc, dec = torch.nn.Linear(7, dd), torch.nn.Linear(dd, 4)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], 1e-2)
+    for _ in range(800):
+        idx = torch.randint(0, n, (64,), generator=g)
+        z = enc(x[idx]) + noise(64)
+        opt.zero_grad()
+        ((dec(z) - dyn[idx]).pow(2).mean() + leak(probe, z, pose[idx])).backward()
+        opt.step()
+    with torch.no_grad():
+        z = enc(x) + noise(n)
+        assert _fresh_r2(z, pose).max() < 0.25, _fresh_r2(z, pose)
+        assert (dec(z) - dyn).pow(2).mean() < 0.1
+
+
+def test_pose_leak_probe_memory_is_a_ring_buffer_in_the_state_dict():
+    probe = L.PoseLeakProbe(4, 2, memory=5)
+    probe.push(torch.arange(12.0).view(3, 4), torch.zeros(3, 2))
+    probe.push(torch.arange(12.0, 28.0).view(4, 4), torch.ones(4, 2))
+    assert int(probe.filled) == 5 and int(probe.ptr) == 2
+    assert probe.mem_dyn[:, 0].tolist() == [20.0, 24.0, 8.0, 12.0, 16.0]
+    sd = probe.state_dict()
+    assert {"mem_dyn", "mem_pose", "filled", "ptr"} <= set(sd)
+    other = L.PoseLeakProbe(4, 2, memory=5)
+    other.load_state_dict(sd)
+    assert torch.equal(other.mem_dyn, probe.mem_dyn) and int(other.ptr) == 2
 
 
 class _DotPoseOracle:
@@ -312,3 +369,50 @@ def test_model_overrides_are_checked():
     with pytest.raises(VasaError, match="must be of type"):
         build_section(LatentConfig, {"model": [1]}, "train_latent")
     assert build_section(LatentConfig, {"model": {"dyn_volume": [4, 16, 16]}}, "train_latent").model
+
+
+def test_pose_cond_feeds_the_pose_to_every_dynamics_network():
+    """With pose_cond the flows, the residual volume and the style read [z_dyn, z_pose]: with the rigid
+    warp held fixed, changing z_pose still changes them (and without pose_cond it does not)."""
+    torch.manual_seed(0)
+    x = _img(2, 64)
+    for pose_cond in (False, True):
+        cfg = latent_config("tiny", dyn_volume=[2, 4, 4], pose_cond=pose_cond)
+        m = _dezero(FaceLatentModel(cfg)).eval()
+        assert m.G.flow.mlp[0].in_features == cfg.dyn_dim + (cfg.pose_dim if pose_cond else 0)
+        assert m.E_app.flow.mlp[0].in_features == m.G.dyn_volume.mlp[0].in_features == m.G.flow.mlp[0].in_features
+        z_pose, z_dyn = m.encode_motion(x)
+        other_pose = z_pose + 0.3
+        with torch.no_grad():
+            parts = [(m.G.flow(dyn_in), m.G.dyn_volume(dyn_in, (4, 16, 16)))
+                     for dyn_in in (torch.cat([z_dyn, p], 1) if pose_cond else z_dyn for p in (z_pose, other_pose))]
+            styles = [m.G.style_vector(torch.zeros(2, cfg.id_dim), z_dyn, p) for p in (z_pose, other_pose)]
+        changed = not torch.allclose(parts[0][0], parts[1][0]) and not torch.allclose(parts[0][1], parts[1][1])
+        assert changed == pose_cond and (not torch.allclose(*styles)) == pose_cond
+        out = m(x, _img(2, 64, 3))
+        assert out["recon"].shape == x.shape
+
+
+def test_mot_split_gives_z_dyn_a_backbone_of_its_own():
+    """With mot_split a loss on z_dyn sends no gradient to the features z_pose is read from."""
+    torch.manual_seed(0)
+    x = _img(2, 64)
+    for split in (False, True):
+        m = FaceLatentModel(latent_config("tiny", mot_split=split))
+        z_pose, z_dyn = m.encode_motion(x)
+        assert z_pose.shape == (2, m.pose_dim) and z_dyn.shape == (2, m.dyn_dim)
+        z_dyn.pow(2).sum().backward()
+        shared = sum(float(p.grad.abs().sum()) for p in m.E_mot.net.parameters() if p.grad is not None)
+        assert (shared == 0) == split
+        if split:
+            assert all(p.grad is not None for p in m.E_mot.dyn_net.parameters())
+
+
+def test_pose_leak_loss_is_finite_for_constant_codes():
+    """A freshly initialised pose head gives the same z_pose to every frame: zero loss, finite gradient."""
+    z_dyn = torch.randn(4, 8, requires_grad=True)
+    for z_pose in (torch.zeros(4, 6), torch.randn(4, 6)):
+        loss = L.PoseLeakLoss()(L.PoseLeakProbe(8, 6), z_dyn, z_pose)
+        loss.backward()
+        assert torch.isfinite(loss) and torch.isfinite(z_dyn.grad).all()
+        z_dyn.grad = None

@@ -1,4 +1,4 @@
-"""The mouth-region reconstruction term (vasa.latent.mouth): crop, loss, the label-free box, the task knob."""
+"""The mouth / eye region reconstruction terms (vasa.latent.mouth): crop, loss, the label-free boxes, the task knobs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vasa.errors import VasaError
-from vasa.latent.mouth import LIP_INDICES, MIN_SIDE, MouthRegionLoss, check_box, crop_box, lip_box
+from vasa.latent.mouth import LIP_INDICES, MIN_SIDE, RegionLoss, check_box, crop_box, lip_box
 
 BOX = (0.5, 0.75, 0.25, 0.75)  # rows 16..24, cols 8..24 of a 32 x 32 frame
 
@@ -23,7 +23,7 @@ def test_crop_box_takes_the_box_and_upsamples_small_crops():
 
 
 def test_mouth_loss_sees_only_the_box():
-    loss = MouthRegionLoss(BOX)
+    loss = RegionLoss(BOX)
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     assert loss(x, x.clone()).item() == pytest.approx(0.0, abs=1e-6)
     outside = x.clone()
@@ -39,7 +39,7 @@ def test_mouth_loss_sees_only_the_box():
 
 @pytest.mark.parametrize("bad", [None, (0.5, 0.4, 0.1, 0.9), (0.1, 0.9, 0.5, 0.5), (-0.1, 0.5, 0.1, 0.9), (0, 1, 0)])
 def test_bad_boxes_are_refused(bad):
-    with pytest.raises(VasaError, match="mouth box"):
+    with pytest.raises(VasaError, match="region box"):
         check_box(bad)
 
 
@@ -52,7 +52,7 @@ def test_lip_box_from_landmarks():
 
 def test_estimate_mouth_box_on_a_rendered_face():
     """MediaPipe finds the rendered lips: the box is in the lower middle of the frame and holds them."""
-    from vasa.latent.mouth import estimate_mouth_box
+    from vasa.latent.mouth import estimate_mouth_box, estimate_region_boxes
     from vasa.synth.identity import sample_identity
     from vasa.synth.params import PARAM_INDEX, neutral_params
     from vasa.synth.render import HeadRenderer
@@ -65,6 +65,10 @@ def test_estimate_mouth_box_on_a_rendered_face():
         frames.append(r.render(p))
     y0, y1, x0, x1 = estimate_mouth_box(frames)
     assert 0.45 < y0 < y1 < 1.0 and 0.1 < x0 < 0.5 < x1 < 0.9 and (y1 - y0) < 0.5
+    boxes = estimate_region_boxes(frames)
+    assert boxes["mouth"] == pytest.approx((y0, y1, x0, x1))
+    e0, e1, ex0, ex1 = boxes["eyes"]  # both eyes: above the mouth, across the middle, a thin band
+    assert 0.2 < e0 < e1 < y0 and ex0 < 0.4 and ex1 > 0.6 and (e1 - e0) < 0.25
     with pytest.raises(VasaError, match="no face found"):
         estimate_mouth_box([np.zeros((64, 64, 3), np.uint8)])
 
@@ -81,4 +85,10 @@ def test_latent_task_mouth_term(smoke_corpus):
     losses, metrics = task.loss(models, batch, step=1)
     assert "mouth" in metrics and metrics["mouth"].item() > 0 and torch.isfinite(losses["gen"])
     _, plain = LatentTask(str(smoke_corpus), "tiny", dataset_size=4).loss(models, batch, step=1)
-    assert "mouth" not in plain
+    assert "mouth" not in plain and "eyes" not in plain
+    with pytest.raises(VasaError, match="w_eyes > 0 needs the eye crop"):
+        LatentTask(str(smoke_corpus), "tiny", w_eyes=1.0)
+    eyes = LatentTask(str(smoke_corpus), "tiny", w_eyes=2.0, eyes_box=(0.3, 0.45, 0.2, 0.8), dataset_size=4)
+    assert eyes.config()["eyes_box"] == [0.3, 0.45, 0.2, 0.8] and eyes.config()["w_eyes"] == 2.0
+    _, m_eyes = eyes.loss(models, batch, step=1)
+    assert m_eyes["eyes"].item() > 0 and "mouth" not in m_eyes

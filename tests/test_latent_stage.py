@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(size="tiny", batch_size=2, warmup_steps=1, consist_every=2, cross_every=2, adv_start=2, w_adv=0.05,
             w_fm=1.0, w_cross_id=0.2, log_every=1, sample_every=0, checkpoint_every=2, num_workers=0,
             device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32,
-            guide_frames=4)
+            guide_frames=4, w_leak=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_latent_task_trains_and_resumes_bit_identically(trained):
     m = trained["a"]["latent"]
     assert m["step"] == 4 and np.isfinite(m["loss_gen"]) and np.isfinite(m["loss_disc"])
     logged = {f.stem for f in (root / "a" / "run" / "dvclive" / "plots" / "metrics").glob("*.tsv")}
-    assert {"rec", "consist", "cross_id", "equiv", "decorr", "fm", "g_adv", "psnr", "loss_disc", "guide"} <= logged
+    assert {"rec", "consist", "cross_id", "equiv", "decorr", "fm", "g_adv", "psnr", "loss_disc", "guide", "leak"} <= logged
     for kind in ("model", "ema"):
         wa = load_file(str(latest_checkpoint(root / "a" / "run" / "checkpoints") / f"{kind}.safetensors"))
         wb = load_file(str(latest_checkpoint(root / "b" / "run" / "checkpoints") / f"{kind}.safetensors"))

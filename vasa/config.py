@@ -87,13 +87,15 @@ class LatentConfig:
     w_equiv: float = field(default=0.2, metadata=_range(0.0, None))  # pose equivariance
     w_flip: float = field(default=0.1, metadata=_range(0.0, None))  # mirror equivariance (yaw anchor)
     w_decorr: float = field(default=0.1, metadata=_range(0.0, None))  # z_pose / z_dyn decorrelation
+    w_leak: float = field(default=0.0, metadata=_range(0.0, None))  # z_pose read out of z_dyn (learned adversary)
     w_warp: float = field(default=0.01, metadata=_range(0.0, None))  # flow smoothness
     w_sup_pose: float = field(default=0.0, metadata=_range(0.0, None))  # ground-truth pose (ablation; off)
     w_guide: float = field(default=1.0, metadata=_range(0.0, None))  # MediaPipe landmark guidance (0 = label-free)
     guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
     guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
     w_mouth: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own reconstruction term (mouth crop)
-    mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth crop on
+    w_eyes: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own reconstruction term (eye crop)
+    mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
     sample_every: int = field(default=400, metadata=_range(0, 10_000_000))
     checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))

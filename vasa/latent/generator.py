@@ -11,6 +11,9 @@ Pipeline (shapes for size S, 128 x 128)::
            --nearest x2, 3x3 conv, AdaIN, act--> B x 24 x 64 x 64
            --3x3 conv to 12 channels, pixel shuffle x2, tanh--> image B x 3 x 128 x 128
 
+With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
+``z_pose``: what the rigid warp of a coarse volume gets wrong about a turned head (occlusion, shading)
+can then be corrected from the pose itself, instead of from a copy of the pose inside ``z_dyn``.
 The style vector (AdaIN) is an MLP of ``z_id`` (and ``z_dyn`` when ``cfg.dyn_modulates``), as
 MegaPortraits conditions its decoder on the identity. A warp only moves what the source shows: an
 open mouth rendered from a closed-mouth source needs new content (dark interior, teeth) at a place
@@ -27,7 +30,7 @@ import torch.nn.functional as F
 
 from vasa.latent import pose as P
 from vasa.latent.config import LatentModelConfig
-from vasa.latent.encoders import AdaIN, ResBlock
+from vasa.latent.encoders import AdaIN, ResBlock, dyn_input, dyn_input_dim
 from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d
 
 
@@ -72,11 +75,12 @@ class FaceDecoder(nn.Module):
         self.cfg = cfg
         C, D = cfg.vol_channels, cfg.vol_depth
         sdim = cfg.style_dim
-        cond = cfg.id_dim + (cfg.dyn_dim if cfg.dyn_modulates else 0)
+        din = dyn_input_dim(cfg)  # z_dyn (+ z_pose with cfg.pose_cond)
+        cond = cfg.id_dim + (din if cfg.dyn_modulates else 0)
         # (z_id, z_dyn) -> style vector of every AdaIN
         self.style = nn.Sequential(nn.Linear(cond, sdim), nn.LeakyReLU(0.2), nn.Linear(sdim, sdim))
-        self.flow = DynFlow(cfg.dyn_dim, cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{c->d}
-        self.dyn_volume = DynVolume(cfg.dyn_dim, C, cfg.dyn_volume, cfg.flow_hidden) if cfg.dyn_volume else None
+        self.flow = DynFlow(din, cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{c->d}
+        self.dyn_volume = DynVolume(din, C, cfg.dyn_volume, cfg.flow_hidden) if cfg.dyn_volume else None
         self.net3d = nn.ModuleList(ResBlock(C, 3, sdim) for _ in range(cfg.gen_res3d))
         ch = cfg.dec_channels
         self.proj = nn.Conv2d(C * D, ch[0], 1)  # depth folded into channels -> 2D
@@ -85,22 +89,24 @@ class FaceDecoder(nn.Module):
         # last x2 by sub-pixel conv: no convolution runs at full resolution (the costliest place)
         self.out = nn.Sequential(nn.Conv2d(ch[-1], 4 * cfg.in_channels, 3, 1, 1), nn.PixelShuffle(2))
 
-    def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor) -> torch.Tensor:
-        cond = torch.cat([z_id, z_dyn], 1) if self.cfg.dyn_modulates else z_id
-        return self.style(cond)  # B x style_dim
+    def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor, z_pose: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.cfg.dyn_modulates:
+            return self.style(z_id)  # B x style_dim
+        return self.style(torch.cat([z_id, dyn_input(self.cfg, z_pose, z_dyn)], 1))
 
     def warp(self, V_app: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
         """Canonical V_app -> driving-frame volume (B x C x D x H x W), and the coarse flow."""
         R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
-        flow = self.flow(z_dyn)  # B x 3 x d x h x w
+        d = dyn_input(self.cfg, z_pose, z_dyn)  # B x dyn_dim (+ pose_dim)
+        flow = self.flow(d)  # B x 3 x d x h x w
         if self.dyn_volume is not None:  # expression content in canonical space, moved by the warp below
-            V_app = V_app + self.dyn_volume(z_dyn, tuple(V_app.shape[-3:]))  # B x C x D x H x W
+            V_app = V_app + self.dyn_volume(d, tuple(V_app.shape[-3:]))  # B x C x D x H x W
         grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
         return grid_sample_3d(V_app, grid, self.cfg.warp_backend), flow
 
     def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False):
         """-> image B x 3 x S x S in [-1, 1] (and the coarse driving flow if ``return_flow``)."""
-        style = self.style_vector(z_id, z_dyn)
+        style = self.style_vector(z_id, z_dyn, z_pose)
         v, flow = self.warp(V_app, z_pose, z_dyn)  # B x C x D x H x W
         for blk in self.net3d:
             v = blk(v, style)

@@ -5,7 +5,7 @@ Default recipe (weights are the trainer's; VASA-1 states none, face-vid2vid's ar
 with a ``PatchDiscriminator``, ``ConsistencyLoss`` (VASA-1's l_consist), ``CrossIdentityLoss``
 (l_cross_id, with a frozen :class:`IdentityEmbedder` trained on the corpus gallery), and the
 regularisers ``PoseEquivarianceLoss``, ``FlipEquivarianceLoss``, ``PoseDynDecorrelationLoss``,
-``WarpSmoothnessLoss``.
+``PoseLeakLoss`` (against the learned ``PoseLeakProbe``), ``WarpSmoothnessLoss``.
 ``GuidanceLoss`` (landmark guidance from MediaPipe estimates, :mod:`vasa.latent.guidance`) is
 re-exported here. ``SupervisedPoseLoss`` uses ground-truth labels: an optional probe/ablation, never in the default.
 No loss needs downloaded weights.
@@ -256,6 +256,69 @@ class PoseDynDecorrelationLoss:
         a = (z_pose - z_pose.mean(0)) / (z_pose.std(0) + 1e-4)
         b = (z_dyn - z_dyn.mean(0)) / (z_dyn.std(0) + 1e-4)
         return ((a.t() @ b) / (len(a) - 1)).pow(2).mean()
+
+
+class PoseLeakProbe(nn.Module):
+    """The adversary of :class:`PoseLeakLoss`: the best linear read-out of ``z_pose`` from ``z_dyn``
+    (ridge least squares, closed form) over a memory of the last ``memory`` codes plus the current
+    batch -- the kind of probe the evaluation scores disentanglement with, re-solved every step.
+
+    A *learned* read-out (a linear head trained by SGD against a gradient-reversed encoder) loses this
+    game: the encoder moves the pose to directions the lagging head does not read yet, and the pose
+    in ``z_dyn`` grows instead of shrinking (tests/test_latent_model.py has the toy). The memory is
+    made of buffers, so checkpoints hold it and a resumed run continues exactly; under DDP every rank
+    keeps its own."""
+
+    def __init__(self, dyn_dim: int, pose_dim: int, memory: int = 256, ridge: float = 1e-3):
+        super().__init__()
+        self.ridge = ridge
+        self.register_buffer("mem_dyn", torch.zeros(memory, dyn_dim))  # M x Dd
+        self.register_buffer("mem_pose", torch.zeros(memory, pose_dim))  # M x P
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    @torch.no_grad()
+    def solve(self, z_dyn: torch.Tensor, z_pose: torch.Tensor) -> torch.Tensor:
+        """The read-out weights W (Dd x P) on centred (memory + batch); batch B x Dd, B x P."""
+        n = int(self.filled)
+        Z = torch.cat([self.mem_dyn[:n], z_dyn.detach().to(self.mem_dyn)]).double()
+        Pz = torch.cat([self.mem_pose[:n], z_pose.detach().to(self.mem_pose)]).double()
+        Z, Pz = Z - Z.mean(0), Pz - Pz.mean(0)
+        A = Z.t() @ Z
+        A = A + (self.ridge * A.trace() / len(A) + 1e-9) * torch.eye(len(A), dtype=A.dtype, device=A.device)
+        return torch.linalg.solve(A, Z.t() @ Pz).to(z_dyn.dtype)
+
+    @torch.no_grad()
+    def push(self, z_dyn: torch.Tensor, z_pose: torch.Tensor) -> None:
+        """Add a batch of codes to the memory (a ring buffer)."""
+        m = len(self.mem_dyn)
+        for zd, zp in zip(z_dyn.detach()[-m:], z_pose.detach()[-m:]):
+            i = int(self.ptr)
+            self.mem_dyn[i], self.mem_pose[i] = zd.to(self.mem_dyn), zp.to(self.mem_pose)
+            self.ptr.fill_((i + 1) % m)
+        self.filled.fill_(min(m, int(self.filled) + len(z_dyn)))
+
+
+class PoseLeakLoss:
+    """Keeps head pose out of the dynamics code: the squared correlation, per ``z_pose`` column and
+    within the batch, between the pose and its best linear read-out from ``z_dyn``
+    (:class:`PoseLeakProbe`, weights fixed for the step), averaged; 0 when the read-out says nothing.
+
+    ``PoseDynDecorrelationLoss`` (per-channel correlations in a batch) is blind to a read-out spread
+    over many channels: it left the z_dyn -> yaw probe R^2 at 0.91. Squared, so an anti-correlated
+    code costs as much as a correlated one. Calling it also pushes the batch into the probe's
+    memory. Needs batch > 2."""
+
+    def __call__(self, probe: PoseLeakProbe, z_dyn: torch.Tensor, z_pose: torch.Tensor) -> torch.Tensor:
+        """z_dyn B x Dd (gradients flow), z_pose B x P (a target, detached) -> scalar in [0, 1]."""
+        z_pose = z_pose.detach()
+        W = probe.solve(z_dyn, z_pose)  # Dd x P
+        a = z_dyn @ W
+        a = a - a.mean(0)  # B x P
+        b = z_pose - z_pose.mean(0)
+        corr = (a * b).sum(0) / (a.pow(2).sum(0) * b.pow(2).sum(0) + 1e-12).sqrt()  # finite gradient at 0
+        probe.push(z_dyn, z_pose)
+        return corr.pow(2).mean()
 
 
 class WarpSmoothnessLoss:

@@ -1,4 +1,4 @@
-"""Mouth-region reconstruction: the lips get their own loss term (``w_mouth``).
+"""Face-region reconstruction: the lips (``w_mouth``) and the eyes (``w_eyes``) get their own loss term.
 
 A mouth opening changes a few hundred of a 128 x 128 frame's pixels, so a whole-frame reconstruction
 loss barely rewards the decoder for rendering it: the evaluation's ``latent_recon`` row (ground-truth
@@ -13,8 +13,12 @@ the lip landmarks of all of them (5th-95th percentile) plus a margin. ``prepare`
 the same way (corpus and real videos alike), so one box per corpus serves every frame; head motion
 moves the mouth by a few pixels, which the margin covers.
 
+The eyes get the same treatment (``EYE_INDICES``: both eye contours): a blink closes ~40 pixels per
+eye of a 128 x 128 frame, in ~4 % of the frames.
+
 >>> box = estimate_mouth_box(frames)                     # (y0, y1, x0, x1), fractions of the frame
->>> loss = MouthRegionLoss(box)(recon, driver)           # B x 3 x S x S in [-1, 1]
+>>> boxes = estimate_region_boxes(frames)                # {"mouth": box, "eyes": box}, one MediaPipe pass
+>>> loss = RegionLoss(box)(recon, driver)                # B x 3 x S x S in [-1, 1]
 """
 
 from __future__ import annotations
@@ -30,49 +34,69 @@ from vasa.latent.losses import ReconstructionLoss
 
 # MediaPipe face-mesh indices of the outer lip contour
 LIP_INDICES = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
+# both eye contours (upper and lower lids, corners)
+EYE_INDICES = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246,
+               362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
+REGIONS = {"mouth": LIP_INDICES, "eyes": EYE_INDICES}
 MIN_SIDE = 16  # pixels: crops are upsampled to at least this side (the SSIM pyramid needs room)
+
+
+def landmark_box(landmarks: np.ndarray, indices, width: int, height: int) -> tuple[float, float, float, float]:
+    """478 x >=2 landmarks in pixels -> the (y0, y1, x0, x1) of ``indices`` as fractions of the frame."""
+    pts = np.asarray(landmarks, np.float64)[list(indices), :2]
+    return (float(pts[:, 1].min() / height), float(pts[:, 1].max() / height),
+            float(pts[:, 0].min() / width), float(pts[:, 0].max() / width))
 
 
 def lip_box(landmarks: np.ndarray, width: int, height: int) -> tuple[float, float, float, float]:
     """478 x >=2 landmarks in pixels -> the lips' (y0, y1, x0, x1) as fractions of the frame."""
-    lips = np.asarray(landmarks, np.float64)[list(LIP_INDICES), :2]
-    return (float(lips[:, 1].min() / height), float(lips[:, 1].max() / height),
-            float(lips[:, 0].min() / width), float(lips[:, 0].max() / width))
+    return landmark_box(landmarks, LIP_INDICES, width, height)
 
 
-def estimate_mouth_box(frames: Iterable[np.ndarray], margin: float = 0.15,
-                       mesh=None) -> tuple[float, float, float, float]:
-    """The mouth crop of a framing: union (5th-95th percentile) of the lip boxes MediaPipe finds on
-    ``frames`` (H x W x 3 uint8 each), widened by ``margin`` of its size on every side, clipped to
-    the frame. Raises when no face is found on any frame."""
+def estimate_region_boxes(frames: Iterable[np.ndarray], margin: float = 0.15, mesh=None,
+                          regions: dict | None = None) -> dict[str, tuple[float, float, float, float]]:
+    """The crop of each region (``REGIONS``: mouth, eyes) of a framing: union (5th-95th percentile) of
+    the boxes MediaPipe finds on ``frames`` (H x W x 3 uint8 each), widened by ``margin`` of its size on
+    every side, clipped to the frame. Raises when no face is found on any frame."""
     from vasa.eval.landmarks import FaceMesh
 
+    regions = regions or REGIONS
     own = mesh is None
     mesh = FaceMesh(static=True) if own else mesh
-    boxes = []
+    boxes: dict[str, list] = {k: [] for k in regions}
     try:
         for f in frames:
             r = mesh.process(f)
             if r is not None:
-                boxes.append(lip_box(r.landmarks, f.shape[1], f.shape[0]))
+                for k, idx in regions.items():
+                    boxes[k].append(landmark_box(r.landmarks, idx, f.shape[1], f.shape[0]))
     finally:
         if own:
             mesh.close()
-    if not boxes:
-        raise VasaError("no face found on any frame: cannot place the mouth crop (w_mouth needs faces)")
-    b = np.array(boxes)
-    y0, x0 = np.percentile(b[:, 0], 5), np.percentile(b[:, 2], 5)
-    y1, x1 = np.percentile(b[:, 1], 95), np.percentile(b[:, 3], 95)
-    dy, dx = margin * (y1 - y0), margin * (x1 - x0)
-    return (float(max(0.0, y0 - dy)), float(min(1.0, y1 + dy)), float(max(0.0, x0 - dx)), float(min(1.0, x1 + dx)))
+    if not any(boxes.values()):
+        raise VasaError("no face found on any frame: cannot place the mouth / eye crops (w_mouth, w_eyes need faces)")
+    out = {}
+    for k, bx in boxes.items():
+        b = np.array(bx)
+        y0, x0 = np.percentile(b[:, 0], 5), np.percentile(b[:, 2], 5)
+        y1, x1 = np.percentile(b[:, 1], 95), np.percentile(b[:, 3], 95)
+        dy, dx = margin * (y1 - y0), margin * (x1 - x0)
+        out[k] = (float(max(0.0, y0 - dy)), float(min(1.0, y1 + dy)), float(max(0.0, x0 - dx)), float(min(1.0, x1 + dx)))
+    return out
+
+
+def estimate_mouth_box(frames: Iterable[np.ndarray], margin: float = 0.15,
+                       mesh=None) -> tuple[float, float, float, float]:
+    """The mouth crop of :func:`estimate_region_boxes`."""
+    return estimate_region_boxes(frames, margin, mesh, {"mouth": LIP_INDICES})["mouth"]
 
 
 def check_box(box) -> tuple[float, float, float, float]:
     if box is None or len(box) != 4:
-        raise VasaError(f"mouth box must be (y0, y1, x0, x1) fractions of the frame, got {box}")
+        raise VasaError(f"region box must be (y0, y1, x0, x1) fractions of the frame, got {box}")
     y0, y1, x0, x1 = (float(v) for v in box)
     if not (0.0 <= y0 < y1 <= 1.0 and 0.0 <= x0 < x1 <= 1.0):
-        raise VasaError(f"mouth box must satisfy 0 <= y0 < y1 <= 1 and 0 <= x0 < x1 <= 1, got {box}")
+        raise VasaError(f"region box must satisfy 0 <= y0 < y1 <= 1 and 0 <= x0 < x1 <= 1, got {box}")
     return y0, y1, x0, x1
 
 
@@ -90,8 +114,8 @@ def crop_box(img: torch.Tensor, box: tuple[float, float, float, float]) -> torch
     return crop
 
 
-class MouthRegionLoss:
-    """:class:`ReconstructionLoss` on the mouth crop ``box`` of prediction and target (0 iff equal there)."""
+class RegionLoss:
+    """:class:`ReconstructionLoss` on the crop ``box`` (mouth, eyes) of prediction and target (0 iff equal there)."""
 
     def __init__(self, box, ssim: float = 0.5):
         self.box = check_box(box)
@@ -101,10 +125,10 @@ class MouthRegionLoss:
         return self.rec(crop_box(pred, self.box), crop_box(target, self.box))
 
 
-def corpus_mouth_box(corpus: str, split: str = "train", frames: int = 64, seed: int = 0,
-                     margin: float = 0.15) -> tuple[float, float, float, float]:
-    """:func:`estimate_mouth_box` on ``frames`` frames of ``split``'s speech clips (one random frame of
-    as many clips, seeded)."""
+def corpus_region_boxes(corpus: str, split: str = "train", frames: int = 64, seed: int = 0,
+                        margin: float = 0.15) -> dict[str, tuple[float, float, float, float]]:
+    """:func:`estimate_region_boxes` on ``frames`` frames of ``split``'s speech clips (one random frame
+    of as many clips, seeded)."""
     from pathlib import Path
 
     from vasa.data.corpus import Corpus
@@ -113,7 +137,7 @@ def corpus_mouth_box(corpus: str, split: str = "train", frames: int = 64, seed: 
     c = Corpus(corpus)
     recs = sorted(c.records(split=split, kind="speech"), key=lambda r: r["id"])
     if not recs:
-        raise VasaError(f"no speech clips in split {split!r} of {corpus}: cannot place the mouth crop")
+        raise VasaError(f"no speech clips in split {split!r} of {corpus}: cannot place the mouth / eye crops")
     rng = np.random.default_rng([seed, 4711])
     pick = rng.choice(len(recs), size=min(frames, len(recs)), replace=False)
     shards: dict = {}
@@ -124,4 +148,10 @@ def corpus_mouth_box(corpus: str, split: str = "train", frames: int = 64, seed: 
             shards[r["shard"]] = _ShardView(Path(c.root) / "shards" / f"{r['shard']}.npz")
         sh = shards[r["shard"]]
         imgs.append(sh.frame(int(sh.clip_offsets[int(r["index"])]) + int(rng.integers(int(r["n_frames"])))))
-    return estimate_mouth_box(imgs, margin)
+    return estimate_region_boxes(imgs, margin)
+
+
+def corpus_mouth_box(corpus: str, split: str = "train", frames: int = 64, seed: int = 0,
+                     margin: float = 0.15) -> tuple[float, float, float, float]:
+    """The mouth crop of :func:`corpus_region_boxes`."""
+    return corpus_region_boxes(corpus, split, frames, seed, margin)["mouth"]

@@ -1,7 +1,8 @@
 """Training task of the face latent space (stage 1) for the shared loop :func:`vasa.train.train`.
 
 Modules: ``model`` (:class:`FaceLatentModel`, the generator, EMA-tracked), ``disc``
-(:class:`PatchDiscriminator`) and, when ``w_cross_id > 0``, ``ident`` (the frozen
+(:class:`PatchDiscriminator`), when ``w_leak > 0`` ``leak`` (:class:`PoseLeakProbe`: buffers
+only, in no optimizer group) and, when ``w_cross_id > 0``, ``ident`` (the frozen
 :class:`~vasa.latent.identity.FaceIdentityNet`, in no optimizer group). Optimizer groups are stepped
 in the order ``disc`` then ``gen``; one forward pass serves both (the loop back-propagates each
 group's loss into its own parameters only).
@@ -16,8 +17,10 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
     GAN      = hinge loss + feature matching on recon          -> w_adv, w_fm             (from step adv_start)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
-    guidance  = w_guide * GuidanceLoss: MediaPipe landmark estimates (yaw/pitch/roll -> z_pose, mouth /
-                eye / gaze -> the first 5 z_dyn channels) on the guided frames (vasa.latent.guidance)
+    leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
+                re-solved every step over a memory of recent codes (PoseLeakProbe, module "leak", no optimizer)
+    guidance  = w_guide * GuidanceLoss: MediaPipe landmark estimates (yaw/pitch/roll -> z_pose, pose-free
+                mouth / eyes closed / gaze -> the first 4 z_dyn channels) on the guided frames (vasa.latent.guidance)
     optional  = w_sup_pose * SupervisedPoseLoss (ground-truth labels; 0 by default, an ablation)
 
 No ground-truth label enters the default losses; labels are only read by the evaluation. The
@@ -42,7 +45,7 @@ from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
-                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn", "w_mouth")
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn", "w_mouth", "w_eyes", "w_leak")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -67,13 +70,14 @@ class LatentTask(TrainTask):
     def __init__(self, corpus: str, size: str = "S", warp_backend: str = "5d", kinds=("speech",),
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
-                 mouth_box: tuple | list | None = None, model: dict | None = None, **weights: float):
+                 mouth_box: tuple | list | None = None, eyes_box: tuple | list | None = None,
+                 model: dict | None = None, **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
-                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0, w_mouth=0.0)
+                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_leak=0.0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
@@ -82,9 +86,16 @@ class LatentTask(TrainTask):
         if self.w["w_mouth"] > 0:
             if mouth_box is None:
                 raise VasaError("w_mouth > 0 needs the mouth crop (vasa.latent.mouth.estimate_mouth_box)")
-            from vasa.latent.mouth import MouthRegionLoss
-            self.mouth = MouthRegionLoss(mouth_box, ssim=self.w["rec_ssim"])
+            from vasa.latent.mouth import RegionLoss
+            self.mouth = RegionLoss(mouth_box, ssim=self.w["rec_ssim"])
             self.mouth_box = list(self.mouth.box)
+        self.eyes_box = None
+        if self.w["w_eyes"] > 0:
+            if eyes_box is None:
+                raise VasaError("w_eyes > 0 needs the eye crop (vasa.latent.mouth.estimate_region_boxes)")
+            from vasa.latent.mouth import RegionLoss
+            self.eyes = RegionLoss(eyes_box, ssim=self.w["rec_ssim"])
+            self.eyes_box = list(self.eyes.box)
         self._guide = None
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
@@ -97,6 +108,7 @@ class LatentTask(TrainTask):
         self.adv, self.fm = L.AdversarialLoss("hinge"), L.FeatureMatchingLoss()
         self.equiv, self.flip = L.PoseEquivarianceLoss(), L.FlipEquivarianceLoss()
         self.decorr, self.warp = L.PoseDynDecorrelationLoss(), L.WarpSmoothnessLoss()
+        self.leak = L.PoseLeakLoss()
         self.guide_loss = L.GuidanceLoss(pose=1.0, dyn=self.w["guide_dyn"])
         self.sup = None
         if self.w["w_sup_pose"] > 0:
@@ -111,10 +123,13 @@ class LatentTask(TrainTask):
                 raise VasaError("w_cross_id > 0 needs an identity embedder (train_identity first, or set w_cross_id=0)")
             from vasa.latent.identity import load_identity
             mods["ident"] = load_identity(self.identity)
+        if self.w["w_leak"] > 0:
+            mods["leak"] = L.PoseLeakProbe(self.model_cfg.dyn_dim, self.model_cfg.pose_dim)
         return mods
 
     def optim_groups(self) -> list[OptimGroup]:
-        return [OptimGroup("disc", ["disc"], lr=self.lr_disc, betas=(0.5, 0.999)), OptimGroup("gen", ["model"])]
+        groups = [OptimGroup("disc", ["disc"], lr=self.lr_disc, betas=(0.5, 0.999))]
+        return groups + [OptimGroup("gen", ["model"])]
 
     def ema_modules(self) -> list[str]:
         return ["model"]
@@ -143,6 +158,10 @@ class LatentTask(TrainTask):
             mo = self.mouth(recon, drv)
             gen = gen + w["w_mouth"] * mo
             metrics["mouth"] = mo
+        if w["w_eyes"] > 0:  # the eyes' own term: blinks are small and rare (vasa.latent.mouth)
+            ey = self.eyes(recon, drv)
+            gen = gen + w["w_eyes"] * ey
+            metrics["eyes"] = ey
         if do_consist:
             c = self.consist(out["consist_a"], out["consist_b"])
             gen = gen + w["w_consist"] * c
@@ -164,6 +183,13 @@ class LatentTask(TrainTask):
                             torch.cat([out["z_dyn_src"], out["z_dyn_drv"]]))
             gen = gen + w["w_decorr"] * d
             metrics["decorr"] = d
+        losses: dict[str, torch.Tensor] = {}
+        if w["w_leak"] > 0 and len(src) > 1:  # z_dyn must not linearly predict z_pose (closed-form adversary)
+            zd = torch.cat([out["z_dyn_src"], out["z_dyn_drv"]])
+            zp = torch.cat([out["z_pose_src"], out["z_pose_drv"]]).detach()
+            lk = self.leak(m["leak"], zd, zp)
+            gen = gen + w["w_leak"] * lk
+            metrics["leak"] = lk
         if w["w_warp"] > 0:
             s = self.warp(out["flow_canon"], out["flow_drive"])
             gen = gen + w["w_warp"] * s
@@ -182,7 +208,6 @@ class LatentTask(TrainTask):
                          torch.cat([batch["source_params"], batch["driver_params"]]), self.model_cfg.rot_repr)
             gen = gen + w["w_sup_pose"] * s
             metrics["sup_pose"] = s
-        losses: dict[str, torch.Tensor] = {}
         if do_gan:
             D = m["disc"]
             real = D(drv)
@@ -221,5 +246,6 @@ class LatentTask(TrainTask):
     def config(self) -> dict[str, Any]:
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
-                    seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, model=self.model_cfg.to_dict(),
+                    seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, eyes_box=self.eyes_box,
+                    model=self.model_cfg.to_dict(),
                     **self.w)

@@ -54,13 +54,15 @@ def train_latent(
     w_equiv: float = 0.2,                  # z_pose equivariance to similarity transforms
     w_flip: float = 0.1,                   # mirror equivariance of z_pose, near-invariance of z_dyn
     w_decorr: float = 0.1,                 # z_pose / z_dyn cross-correlation
+    w_leak: float = 0.0,                   # z_pose's best linear read-out from z_dyn (learned adversary)
     w_warp: float = 0.01,                  # flow smoothness
     w_sup_pose: float = 0.0,               # ground-truth pose supervision (ablation only; 0 = off)
     w_guide: float = 1.0,                  # MediaPipe landmark guidance (vasa.latent.guidance; 0 = label-free)
     guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
     guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
     w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
-    mouth_frames: int = 64,                # training frames MediaPipe places the mouth crop on
+    w_eyes: float = 0.0,                   # the eyes' own reconstruction term on an eye crop (blinks)
+    mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
     log_every: int = 25,
     sample_every: int = 400,
     checkpoint_every: int = 200,
@@ -95,8 +97,8 @@ def train_latent(
         identity = identity_out
     weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
-                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_warp=w_warp, w_sup_pose=w_sup_pose,
-                   w_guide=w_guide, guide_dyn=guide_dyn, w_mouth=w_mouth)
+                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_leak=w_leak, w_warp=w_warp, w_sup_pose=w_sup_pose,
+                   w_guide=w_guide, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes)
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
@@ -107,14 +109,15 @@ def train_latent(
         summary.update(guidance_seconds=time.perf_counter() - t0, guidance_frames=len(g),
                        guidance_found=g.found_rate())
         guidance = str(Path(work_dir) / "guidance-train.npz")
-    mouth_box = None
-    if w_mouth > 0:
-        from vasa.latent.mouth import corpus_mouth_box
+    boxes: dict = {}
+    if w_mouth > 0 or w_eyes > 0:
+        from vasa.latent.mouth import corpus_region_boxes
 
-        mouth_box = corpus_mouth_box(corpus, "train", mouth_frames, seed)
-        summary["mouth_box"] = list(mouth_box)
+        boxes = corpus_region_boxes(corpus, "train", mouth_frames, seed)
+        summary.update(mouth_box=list(boxes["mouth"]), eyes_box=list(boxes["eyes"]))
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
-                      identity=identity, seed=seed, guidance=guidance, mouth_box=mouth_box, model=model, **weights)
+                      identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 else None,
+                      eyes_box=boxes.get("eyes") if w_eyes > 0 else None, model=model, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
