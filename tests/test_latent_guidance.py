@@ -39,7 +39,7 @@ def test_guidance_loss_zero_at_target_masked_and_positive_elsewhere():
 def test_guidance_standardises_dyn_and_looks_up_targets():
     ids = np.array(["a", "a", "b"])
     raw = np.array([[0.1, 0, 0, 1, 2, 3, 4, 5], [0.2, 0, 0, 3, 2, 3, 4, 5], [np.nan] * 8], np.float32)
-    g = Guidance(ids, np.array([0, 7, 3]), raw)
+    g = Guidance(ids, np.array([0, 7, 3]), raw, targets="pose_free")
     assert g.frames["a"].tolist() == [0, 7] and g.frames["b"].tolist() == [3]
     assert g.target("a", 7).shape == (len(GUIDE_NAMES),)
     assert g.target("a", 7)[0] == pytest.approx(0.2) and g.target("a", 7)[3] == pytest.approx(1.0)  # mouth, standardised
@@ -47,6 +47,11 @@ def test_guidance_standardises_dyn_and_looks_up_targets():
     assert g.found_rate() == pytest.approx(2 / 3)
     with pytest.raises(Exception, match="8 columns"):
         Guidance(ids, np.array([0, 7, 3]), raw[:, :7])
+    with pytest.raises(Exception, match="guidance targets must be one of"):
+        Guidance(ids, np.array([0, 7, 3]), raw, targets="nope")
+    r = Guidance(ids, np.array([0, 7, 3]), raw)  # the default: MediaPipe's raw measures, standardised
+    assert r.names == RAW_NAMES and r.target("a", 7).shape == (len(RAW_NAMES),)
+    assert r.target("a", 7)[3] == pytest.approx(1.0) and r.target("a", 0)[3] == pytest.approx(-1.0)
 
 
 def test_dyn_targets_are_pose_free_and_eyes_closed_is_per_clip():
@@ -101,7 +106,13 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     ds = FramePairs(root, "train", size=20, seed=0, guide=g)
     for k in range(20):
         item = ds[k]
-        assert item["source_guide"].shape == (len(GUIDE_NAMES),) and item["driver_guide"].shape == (len(GUIDE_NAMES),)
+        assert item["source_guide"].shape == (len(g.names),) and item["driver_guide"].shape == (len(g.names),)
+    pf = Guidance.load(tmp_path / "run" / "guidance-train.npz", "pose_free")
+    assert FramePairs(root, "train", size=2, seed=0, guide=pf)[0]["driver_guide"].shape == (len(GUIDE_NAMES),)
+    from vasa.errors import VasaError
+    from vasa.latent.task import LatentTask
+    with pytest.raises(VasaError, match="guide_targets must be one of"):
+        LatentTask(str(root), "tiny", guide_targets="nope")
     # items only use guided frames: the guide targets are those of real guided frames
     allowed = {tuple(np.round(g.target(cid, t), 5)) for cid in g.frames for t in g.frames[cid]}
     assert tuple(np.round(ds[3]["driver_guide"].numpy(), 5)) in allowed

@@ -93,6 +93,7 @@ class LatentConfig:
     w_guide: float = field(default=1.0, metadata=_range(0.0, None))  # MediaPipe landmark guidance (0 = label-free)
     guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
     guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
+    guide_targets: str = field(default="raw", metadata=_choice("raw", "pose_free"))  # z_dyn guidance targets (README: pose leak)
     w_mouth: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own reconstruction term (mouth crop)
     w_eyes: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own reconstruction term (eye crop)
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on

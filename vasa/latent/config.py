@@ -8,8 +8,8 @@ Sizes (``LATENT_SIZES``; measure with ``python -m vasa.latent.model --sizes tiny
 
 * ``tiny``  64 x 64, tests (milliseconds).
 * ``S``     128 x 128, the CPU default: V_app 8 x 8 x 32 x 32, z_id 128, z_dyn 64, a z_dyn residual volume
-  (``dyn_volume``), a 4 x 16 x 16 dynamics flow, z_dyn from its own backbone (``mot_split``) and the
-  z_dyn networks reading z_pose too (``pose_cond``), ~0.26 GFLOPs/frame.
+  (``dyn_volume``) and a 4 x 16 x 16 dynamics flow, ~0.26 GFLOPs/frame. ``mot_split`` and ``pose_cond``
+  (z_dyn's own backbone, z_pose read by the z_dyn networks) are options, off (README: the pose leak).
 * ``B``     256 x 256, a GPU size: V_app 32 x 16 x 64 x 64 (LivePortrait's volume).
 * ``paper`` 512 x 512, ~200M parameters: V_app 96 x 16 x 64 x 64 (MegaPortraits' volume).
 """
@@ -37,7 +37,7 @@ class LatentModelConfig:
     # E_id: CNN -> global average pool -> z_id
     id_channels: tuple = (16, 32, 64, 128)
     id_dim: int = 128
-    # E_mot: one backbone, two heads (z_pose, z_dyn)
+    # E_mot: one backbone, two heads (z_pose, z_dyn); with mot_split z_dyn has a backbone of its own
     mot_channels: tuple = (16, 32, 64, 128)
     mot_hidden: int = 256
     dyn_dim: int = 64
@@ -103,9 +103,8 @@ LATENT_SIZES: dict[str, LatentModelConfig] = {
         image_size=64, app_channels=(8, 16), vol_channels=4, vol_depth=4, id_channels=(8, 16),
         id_dim=16, mot_channels=(8, 16), mot_hidden=32, dyn_dim=8, flow_size=(2, 4, 4), flow_hidden=16,
         dec_channels=(16, 8), style_dim=16),
-    # dyn_volume + a 16 x 16 flow: +0.4 dB PSNR and mouth-vs-jaw r 0.17 -> 0.35 at equal steps (README);
-    # mot_split + pose_cond: head pose kept out of z_dyn without wearing z_pose out (README)
-    "S": LatentModelConfig(dyn_volume=(4, 16, 16), flow_size=(4, 16, 16), mot_split=True, pose_cond=True),
+    # dyn_volume + a 16 x 16 flow: +0.4 dB PSNR and mouth-vs-jaw r 0.17 -> 0.35 at equal steps (README)
+    "S": LatentModelConfig(dyn_volume=(4, 16, 16), flow_size=(4, 16, 16)),
     "B": LatentModelConfig(
         image_size=256, app_channels=(64, 128), vol_channels=32, vol_depth=16, app_res3d=2,
         id_channels=(32, 64, 128, 256, 256), id_dim=256, mot_channels=(32, 64, 128, 256, 256),

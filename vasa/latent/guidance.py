@@ -55,6 +55,8 @@ POSE_NAMES = ("yaw", "pitch", "roll")
 RAW_NAMES = POSE_NAMES + ("mouth", "ear_l", "ear_r", "gaze_h", "gaze_v")  # columns of the cached estimates
 DYN_NAMES = ("mouth", "eyes_closed", "gaze_h", "gaze_v")  # the pose-free dynamics targets
 GUIDE_NAMES = POSE_NAMES + DYN_NAMES
+RAW_DYN_NAMES = RAW_NAMES[len(POSE_NAMES):]  # targets="raw": MediaPipe's measures, standardised only
+TARGETS = ("raw", "pose_free")
 FORMAT = 1  # of the cache (raw estimates); the targets are derived from it on load
 
 
@@ -122,17 +124,24 @@ class Guidance:
     """Per-frame guidance targets of one split (see the module docstring).
 
     ``raw`` holds MediaPipe's estimates (N x ``RAW_NAMES``); ``frames[clip_id]`` -> sorted frame
-    indices; ``target(clip_id, t)`` -> (``len(GUIDE_NAMES)``,) float32: the pose in radians and the
-    pose-free, standardised dynamics (NaN where MediaPipe found no face).
+    indices; ``target(clip_id, t)`` -> float32: the pose in radians and the standardised dynamics
+    (NaN where MediaPipe found no face): with ``targets="pose_free"`` ``GUIDE_NAMES`` (the pose-free
+    targets of :func:`dyn_targets`), with ``targets="raw"`` (the default profile's, see README) the
+    raw measures ``RAW_NAMES``.
     """
 
-    def __init__(self, clip_ids: np.ndarray, frame_idx: np.ndarray, raw: np.ndarray):
+    def __init__(self, clip_ids: np.ndarray, frame_idx: np.ndarray, raw: np.ndarray, targets: str = "raw"):
         self.clip_ids, self.frame_idx, self.raw = clip_ids, frame_idx.astype(np.int64), raw.astype(np.float32)
         if self.raw.ndim != 2 or self.raw.shape[1] != len(RAW_NAMES):
             raise VasaError(f"guidance estimates need {len(RAW_NAMES)} columns {RAW_NAMES}, got shape {self.raw.shape}")
-        dyn = dyn_targets(np.asarray(clip_ids), self.raw)
-        self.dyn_mean = np.nanmean(dyn, 0).astype(np.float32) if len(dyn) else np.zeros(len(DYN_NAMES), np.float32)
-        self.dyn_std = np.maximum(np.nanstd(dyn, 0), 1e-6).astype(np.float32) if len(dyn) else np.ones(len(DYN_NAMES), np.float32)
+        if targets not in TARGETS:
+            raise VasaError(f"guidance targets must be one of {TARGETS}, got {targets!r}")
+        self.kind = targets
+        self.names = GUIDE_NAMES if targets == "pose_free" else RAW_NAMES
+        dyn = dyn_targets(np.asarray(clip_ids), self.raw) if targets == "pose_free" else self.raw[:, len(POSE_NAMES):]
+        n_dyn = dyn.shape[1]
+        self.dyn_mean = np.nanmean(dyn, 0).astype(np.float32) if len(dyn) else np.zeros(n_dyn, np.float32)
+        self.dyn_std = np.maximum(np.nanstd(dyn, 0), 1e-6).astype(np.float32) if len(dyn) else np.ones(n_dyn, np.float32)
         self.targets = np.concatenate([self.raw[:, :len(POSE_NAMES)], (dyn - self.dyn_mean) / self.dyn_std], 1).astype(np.float32)
         self._index: dict[tuple[str, int], int] = {(str(c), int(t)): i for i, (c, t) in enumerate(zip(clip_ids, frame_idx))}
         self.frames: dict[str, np.ndarray] = {}
@@ -147,12 +156,12 @@ class Guidance:
 
     def target(self, clip_id: str, t: int) -> np.ndarray:
         i = self._index.get((str(clip_id), int(t)))
-        return self.targets[i] if i is not None else np.full(len(GUIDE_NAMES), np.nan, np.float32)
+        return self.targets[i] if i is not None else np.full(len(self.names), np.nan, np.float32)
 
     @classmethod
-    def load(cls, path: str | Path) -> "Guidance":
+    def load(cls, path: str | Path, targets: str = "raw") -> "Guidance":
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["clip_ids"], z["frame_idx"], z["raw"])
+            return cls(z["clip_ids"], z["frame_idx"], z["raw"], targets)
 
 
 def _settings_key(corpus: Corpus, split: str, frames: int) -> str:
@@ -216,12 +225,13 @@ class GuidanceLoss:
         self.pose, self.dyn = pose, dyn
 
     def __call__(self, z_pose: torch.Tensor, z_dyn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """z_pose B x P, z_dyn B x Dd, target B x len(GUIDE_NAMES) (NaN = unknown) -> scalar."""
+        """z_pose B x P, z_dyn B x Dd, target B x (3 + guided z_dyn channels) (NaN = unknown) -> scalar."""
         ok = torch.isfinite(target)
         tgt = torch.where(ok, target, torch.zeros_like(target))
         n_p = len(POSE_NAMES)
-        pred = torch.cat([z_pose[:, :n_p] / 0.1, z_dyn[:, :len(DYN_NAMES)]], 1)
+        n_d = target.shape[1] - n_p  # 4 pose-free targets, or the 5 raw measures
+        pred = torch.cat([z_pose[:, :n_p] / 0.1, z_dyn[:, :n_d]], 1)
         tgt = torch.cat([tgt[:, :n_p] / 0.1, tgt[:, n_p:]], 1)
         err = F.smooth_l1_loss(pred, tgt, reduction="none") * ok
-        w = torch.tensor([self.pose] * n_p + [self.dyn] * len(DYN_NAMES), device=err.device, dtype=err.dtype)
+        w = torch.tensor([self.pose] * n_p + [self.dyn] * n_d, device=err.device, dtype=err.dtype)
         return (err * w).sum() / ok.sum().clamp_min(1)

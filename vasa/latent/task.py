@@ -71,7 +71,7 @@ class LatentTask(TrainTask):
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
                  mouth_box: tuple | list | None = None, eyes_box: tuple | list | None = None,
-                 model: dict | None = None, **weights: float):
+                 model: dict | None = None, guide_targets: str = "raw", **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
@@ -82,6 +82,10 @@ class LatentTask(TrainTask):
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
         self.guidance = str(guidance) if guidance else None
+        from vasa.latent.guidance import TARGETS
+        if guide_targets not in TARGETS:
+            raise VasaError(f"guide_targets must be one of {TARGETS}, got {guide_targets!r}")
+        self.guide_targets = guide_targets
         self.mouth_box = None
         if self.w["w_mouth"] > 0:
             if mouth_box is None:
@@ -137,7 +141,7 @@ class LatentTask(TrainTask):
     def dataset(self) -> Dataset:
         if self.guidance and self._guide is None:
             from vasa.latent.guidance import Guidance
-            self._guide = Guidance.load(self.guidance)
+            self._guide = Guidance.load(self.guidance, self.guide_targets)
         return FramePairs(self.corpus, "train", kind=tuple(self.kinds), size=self.dataset_size, seed=self.seed,
                           with_params=self.sup is not None, resize=self.resize, guide=self._guide)
 
@@ -247,5 +251,5 @@ class LatentTask(TrainTask):
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
                     seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, eyes_box=self.eyes_box,
-                    model=self.model_cfg.to_dict(),
+                    guide_targets=self.guide_targets, model=self.model_cfg.to_dict(),
                     **self.w)

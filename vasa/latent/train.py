@@ -60,6 +60,7 @@ def train_latent(
     w_guide: float = 1.0,                  # MediaPipe landmark guidance (vasa.latent.guidance; 0 = label-free)
     guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
     guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
+    guide_targets: str = "raw",            # "raw" MediaPipe measures | "pose_free" (vasa.latent.guidance.dyn_targets)
     w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
     w_eyes: float = 0.0,                   # the eyes' own reconstruction term on an eye crop (blinks)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
@@ -117,7 +118,8 @@ def train_latent(
         summary.update(mouth_box=list(boxes["mouth"]), eyes_box=list(boxes["eyes"]))
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
                       identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 else None,
-                      eyes_box=boxes.get("eyes") if w_eyes > 0 else None, model=model, **weights)
+                      eyes_box=boxes.get("eyes") if w_eyes > 0 else None, model=model,
+                      guide_targets=guide_targets, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
