@@ -86,20 +86,9 @@ class LatentTask(TrainTask):
         if guide_targets not in TARGETS:
             raise VasaError(f"guide_targets must be one of {TARGETS}, got {guide_targets!r}")
         self.guide_targets = guide_targets
-        self.mouth_box = None
-        if self.w["w_mouth"] > 0:
-            if mouth_box is None:
-                raise VasaError("w_mouth > 0 needs the mouth crop (vasa.latent.mouth.estimate_mouth_box)")
-            from vasa.latent.mouth import RegionLoss
-            self.mouth = RegionLoss(mouth_box, ssim=self.w["rec_ssim"])
-            self.mouth_box = list(self.mouth.box)
-        self.eyes_box = None
-        if self.w["w_eyes"] > 0:
-            if eyes_box is None:
-                raise VasaError("w_eyes > 0 needs the eye crop (vasa.latent.mouth.estimate_region_boxes)")
-            from vasa.latent.mouth import RegionLoss
-            self.eyes = RegionLoss(eyes_box, ssim=self.w["rec_ssim"])
-            self.eyes_box = list(self.eyes.box)
+        # the lips' / eyes' own reconstruction terms on MediaPipe-placed crops (vasa.latent.mouth)
+        self.mouth, self.mouth_box = self._region("w_mouth", mouth_box, "mouth crop")
+        self.eyes, self.eyes_box = self._region("w_eyes", eyes_box, "eye crop")
         self._guide = None
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
@@ -118,6 +107,16 @@ class LatentTask(TrainTask):
         if self.w["w_sup_pose"] > 0:
             self.sup = L.SupervisedPoseLoss(Corpus(self.corpus).param_names)
         self._sample_batch: dict[str, torch.Tensor] | None = None
+
+    def _region(self, weight: str, box, what: str):
+        """(RegionLoss, box as a list) for a region term whose weight is on, else (None, None)."""
+        if self.w[weight] <= 0:
+            return None, None
+        if box is None:
+            raise VasaError(f"{weight} > 0 needs the {what} (vasa.latent.mouth.estimate_region_boxes)")
+        from vasa.latent.mouth import RegionLoss
+        loss = RegionLoss(box, ssim=self.w["rec_ssim"])
+        return loss, list(loss.box)
 
     # ---- what the loop needs ----
     def build_model(self) -> dict[str, nn.Module]:
