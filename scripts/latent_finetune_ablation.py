@@ -35,7 +35,8 @@ class FineTuneTask(LatentTask):
     """The latent task with its model initialised from an exported model. A model override that widens
     the input of a linear layer (``model.pose_cond=1``: the z_dyn networks also read z_pose) gets the
     exported weights with zero columns for the new inputs, and ``model.mot_split=true`` a z_dyn backbone
-copied from the shared one: the fine-tune starts from the same function."""
+copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths: the fine-tune
+    starts from the same function (``vol_up``: nearly, the fine warp pooled is close to the coarse one)."""
 
     def __init__(self, init: str, *a, **kw):
         self.init = init
@@ -49,6 +50,9 @@ copied from the shared one: the fine-tune starts from the same function."""
             for new, old in (("E_mot.dyn_net.", "E_mot.net."), ("E_mot.dyn_fc.", "E_mot.fc.")):
                 if k.startswith(new) and k not in tensors["model"]:
                     tensors["model"][k] = tensors["model"][old + k[len(new):]].clone()
+        for k in own:  # model.vol_up=1: the new fine-volume paths start at zero (the fine volume is the
+            if k not in tensors["model"] and k.startswith(("E_app.to_vol_up.", "G.skips.")):  # upsampled coarse one)
+                tensors["model"][k] = torch.zeros_like(own[k])
         for k, v in tensors["model"].items():
             if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:
                 tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)
@@ -70,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     cfg, _ = load_pretrained(a.model)
-    base_w = {k: v for k, v in cfg["task"].items() if k.startswith("w_") or k in ("rec_ssim", "guide_dyn",
+    base_w = {k: v for k, v in cfg["task"].items() if k.startswith("w_") or k in ("rec_ssim", "guide_pose", "guide_dyn",
                                                                                   "consist_every", "cross_every")}
     base_w.update(w_adv=0.0, w_fm=0.0, adv_start=0, w_mouth=0.0, w_eyes=0.0)
     report = dict(command="python scripts/latent_finetune_ablation.py " + " ".join(argv or sys.argv[1:]),
@@ -101,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict:
         mr = mouth_reenactment(net, a.corpus, 64, 0)["metrics"]
         pr = probes(clip_codes(net, a.corpus, "val", 40, progress=False), clip_codes(net, a.corpus, "test", 40, progress=False))
         report["variants"][name] = dict(weights_changed={k: w[k] for k in w if w[k] != base_w.get(k)}, model_changed=model_over,
-                                        psnr=sr["psnr"], ssim=sr["ssim"], mouth_psnr=mr["mouth_psnr"],
+                                        psnr=sr["psnr"], ssim=sr["ssim"], psnr_auto=sr["psnr_auto"], mouth_psnr=mr["mouth_psnr"],
                                         probes=pr["table"], seconds=round(time.time() - t0, 1))
         print(name, json.dumps(report["variants"][name]), flush=True)
     start = load_latent(a.model)

@@ -34,6 +34,11 @@ def test_guidance_loss_zero_at_target_masked_and_positive_elsewhere():
     loss(zp, zd, target + 0.5).backward()
     assert zp.grad[:, 3:].abs().sum() == 0 and zd.grad[:, 4:].abs().sum() == 0
     assert zp.grad[:, :3].abs().sum() > 0 and zd.grad[:, :4].abs().sum() > 0
+    # the two parts are weighted separately (train_latent.guide_pose / guide_dyn)
+    off = target.clone()
+    off[:, 0] += 0.05  # a yaw error only
+    assert GuidanceLoss(pose=3.0)(z_pose, z_dyn, off).item() == pytest.approx(3 * loss(z_pose, z_dyn, off).item())
+    assert GuidanceLoss(dyn=0.0)(z_pose, z_dyn, off).item() == pytest.approx(loss(z_pose, z_dyn, off).item())
 
 
 def test_guidance_standardises_dyn_and_looks_up_targets():
@@ -113,6 +118,8 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     from vasa.latent.task import LatentTask
     with pytest.raises(VasaError, match="guide_targets must be one of"):
         LatentTask(str(root), "tiny", guide_targets="nope")
+    task = LatentTask(str(root), "tiny", guide_pose=3.0, guide_dyn=0.5)
+    assert (task.guide_loss.pose, task.guide_loss.dyn) == (3.0, 0.5)
     # items only use guided frames: the guide targets are those of real guided frames
     allowed = {tuple(np.round(g.target(cid, t), 5)) for cid in g.frames for t in g.frames[cid]}
     assert tuple(np.round(ds[3]["driver_guide"].numpy(), 5)) in allowed

@@ -94,12 +94,15 @@ def test_2d_fallback_matches_5d_values_and_gradients():
     torch.testing.assert_close(gb[1], ga[1], atol=1e-3, rtol=1e-3)
 
 
-def test_model_2d_backend_matches_5d(tiny):
-    m2 = FaceLatentModel(latent_config("tiny", warp_backend="2d")).eval()
-    m2.load_state_dict(tiny.state_dict())
+@pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1}])
+def test_model_2d_backend_matches_5d(options):
+    torch.manual_seed(0)
+    m5 = _dezero(FaceLatentModel(latent_config("tiny", **options))).eval()
+    m2 = FaceLatentModel(latent_config("tiny", warp_backend="2d", **options)).eval()
+    m2.load_state_dict(m5.state_dict())
     x, y = _img(2, 64, 3), _img(2, 64, 4)
     with torch.no_grad():
-        torch.testing.assert_close(m2(x, y)["recon"], tiny(x, y)["recon"], atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(m2(x, y)["recon"], m5(x, y)["recon"], atol=1e-4, rtol=1e-4)
 
 
 def test_rigid_warp_rotates_and_pose_utilities_roundtrip():
@@ -416,3 +419,58 @@ def test_pose_leak_loss_is_finite_for_constant_codes():
         loss.backward()
         assert torch.isfinite(loss) and torch.isfinite(z_dyn.grad).all()
         z_dyn.grad = None
+
+
+def test_vol_up_fine_volume_shapes_and_skips():
+    """vol_up=1: V_app is twice as fine as the decoder's trunk; with the fine paths zeroed the fine
+    volume is the upsampled coarse one and the skips add nothing; every new path gets gradients."""
+    torch.manual_seed(0)
+    cfg = latent_config("tiny", vol_up=1)
+    assert cfg.vol_size == 2 * cfg.trunk_size == 32 and cfg.vol_shape == (4, 4, 32, 32)
+    m = _dezero(FaceLatentModel(cfg))
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    out = m(x, y)
+    assert out["V_app"].shape == (2, *cfg.vol_shape) and out["recon"].shape == x.shape
+    ((out["recon"] - y) ** 2).mean().backward()
+    for mod in (m.E_app.to_vol_up, m.G.skips):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in mod.parameters())
+    with torch.no_grad():
+        for mod in (m.E_app.to_vol_up, m.G.skips):
+            for p in mod.parameters():
+                p.zero_()
+        feats = m.E_app.net2d(x)
+        coarse = m.E_app._volume(m.E_app.to_vol(feats))
+        for blk in m.E_app.net3d:
+            coarse = blk(coarse)
+        up = torch.nn.functional.interpolate(coarse, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
+        torch.testing.assert_close(m.E_app.posed_volume(x), up)
+    with pytest.raises(ValueError, match="vol_up must be in"):
+        latent_config("tiny", vol_up=2)
+
+
+def test_static_depth_slices_are_screen_space():
+    """static_depth=1: V_app's last depth slice is the source's posed slice, and the decoder's warped
+    volume keeps it whatever the pose and dynamics; the other slices still move."""
+    torch.manual_seed(0)
+    cfg = latent_config("tiny", static_depth=1, dyn_volume=[2, 4, 4])
+    m = _dezero(FaceLatentModel(cfg)).eval()
+    x = _img(2, 64, 1)
+    with torch.no_grad():
+        e = m.encode(x)
+        torch.testing.assert_close(e["V_app"][:, :, -1], m.E_app.posed_volume(x)[:, :, -1])
+        z_pose, z_dyn = e["z_pose"], e["z_dyn"]
+        a, _ = m.G.warp(e["V_app"], z_pose, z_dyn)
+        b, _ = m.G.warp(e["V_app"], z_pose + 0.3, z_dyn + 1.0)
+    assert a.shape == e["V_app"].shape
+    torch.testing.assert_close(a[:, :, -1], b[:, :, -1])
+    assert not torch.allclose(a[:, :, :-1], b[:, :, :-1])
+    with pytest.raises(ValueError, match="static_depth must be in"):
+        latent_config("tiny", static_depth=4)
+
+
+def test_leak_ramp_starts_late_and_rises_linearly():
+    from vasa.latent.task import leak_ramp
+
+    assert [leak_ramp(s, 0, 0) for s in (0, 5)] == [1.0, 1.0]  # default: on from the start
+    assert [leak_ramp(s, 10, 4) for s in (0, 9, 10, 11, 13, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
+    assert [leak_ramp(s, 10, 0) for s in (9, 10)] == [0.0, 1.0]

@@ -88,9 +88,12 @@ class LatentConfig:
     w_flip: float = field(default=0.1, metadata=_range(0.0, None))  # mirror equivariance (yaw anchor)
     w_decorr: float = field(default=0.1, metadata=_range(0.0, None))  # z_pose / z_dyn decorrelation
     w_leak: float = field(default=0.0, metadata=_range(0.0, None))  # z_pose read out of z_dyn (learned adversary)
+    leak_start: int = field(default=0, metadata=_range(0, None))  # w_leak off before this step, then
+    leak_ramp: int = field(default=0, metadata=_range(0, None))  # a linear ramp over this many steps
     w_warp: float = field(default=0.01, metadata=_range(0.0, None))  # flow smoothness
     w_sup_pose: float = field(default=0.0, metadata=_range(0.0, None))  # ground-truth pose (ablation; off)
     w_guide: float = field(default=1.0, metadata=_range(0.0, None))  # MediaPipe landmark guidance (0 = label-free)
+    guide_pose: float = field(default=1.0, metadata=_range(0.0, None))  # yaw / pitch / roll part of the guidance
     guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
     guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
     guide_targets: str = field(default="raw", metadata=_choice("raw", "pose_free"))  # z_dyn guidance targets (README: pose leak)

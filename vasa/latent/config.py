@@ -9,7 +9,9 @@ Sizes (``LATENT_SIZES``; measure with ``python -m vasa.latent.model --sizes tiny
 * ``tiny``  64 x 64, tests (milliseconds).
 * ``S``     128 x 128, the CPU default: V_app 8 x 8 x 32 x 32, z_id 128, z_dyn 64, a z_dyn residual volume
   (``dyn_volume``) and a 4 x 16 x 16 dynamics flow, ~0.26 GFLOPs/frame. ``mot_split`` and ``pose_cond``
-  (z_dyn's own backbone, z_pose read by the z_dyn networks) are options, off (README: the pose leak).
+  (z_dyn's own backbone, z_pose read by the z_dyn networks) are options, off (README: the pose leak);
+  so are ``vol_up`` (a 2x finer V_app feeding the decoder's upsampling blocks) and ``static_depth``
+  (screen-space slices of V_app), README: sharper reconstructions.
 * ``B``     256 x 256, a GPU size: V_app 32 x 16 x 64 x 64 (LivePortrait's volume).
 * ``paper`` 512 x 512, ~200M parameters: V_app 96 x 16 x 64 x 64 (MegaPortraits' volume).
 """
@@ -33,6 +35,13 @@ class LatentModelConfig:
     app_channels: tuple = (32, 64)
     vol_channels: int = 8  # C of V_app
     vol_depth: int = 8  # D of V_app
+    # the last static_depth depth slices of V_app are a screen-space layer: copied from the posed source
+    # volume, moved by neither pose (static background, camera-fixed content); the rest is warped
+    static_depth: int = 0
+    # V_app is 2**vol_up times finer (H, W) than the 2D trunk of the decoder: E_app adds its own
+    # higher-resolution features to the upsampled volume, the decoder warps the fine volume and feeds
+    # it (pooled, depth folded into channels) into its upsampling blocks as skips. 0 = one resolution.
+    vol_up: int = 0
     app_res3d: int = 1  # 3D residual blocks on the posed volume before canonicalisation
     # E_id: CNN -> global average pool -> z_id
     id_channels: tuple = (16, 32, 64, 128)
@@ -70,6 +79,11 @@ class LatentModelConfig:
                              f"got {len(self.dec_channels)}")
         if self.warp_backend not in BACKENDS:
             raise ValueError(f"warp_backend must be one of {BACKENDS}, got {self.warp_backend!r}")
+        if not 0 <= self.vol_up < n:
+            raise ValueError(f"vol_up must be in [0, {n - 1}] (one finer level per decoder upsampling block), "
+                             f"got {self.vol_up}")
+        if not 0 <= self.static_depth < self.vol_depth:
+            raise ValueError(f"static_depth must be in [0, vol_depth - 1 = {self.vol_depth - 1}], got {self.static_depth}")
         if len(self.flow_size) != 3:
             raise ValueError("flow_size is (d, h, w)")
         if len(self.dyn_volume) not in (0, 3):
@@ -77,9 +91,14 @@ class LatentModelConfig:
         pose_dim(self.rot_repr)  # validates
 
     @property
-    def vol_size(self) -> int:
-        """H = W of V_app."""
+    def trunk_size(self) -> int:
+        """H = W of the decoder's 2D trunk (and of E_app's deepest features)."""
         return self.image_size // (2 ** len(self.app_channels))
+
+    @property
+    def vol_size(self) -> int:
+        """H = W of V_app (``trunk_size * 2**vol_up``)."""
+        return self.trunk_size * 2 ** self.vol_up
 
     @property
     def vol_shape(self) -> tuple[int, int, int, int]:

@@ -107,26 +107,43 @@ class AppearanceEncoder(nn.Module):
         for co in chans:  # one stride-2 conv per stage
             layers.append(conv_block(c, co, 2))
             c = co
-        self.net2d = nn.Sequential(*layers, ResBlock(c, 2))  # B x c x H x W
-        self.to_vol = nn.Conv2d(c, cfg.vol_channels * cfg.vol_depth, 1)  # -> B x (C D) x H x W
+        self.net2d = nn.Sequential(*layers, ResBlock(c, 2))  # B x c x h x w (h = trunk_size)
+        CD = cfg.vol_channels * cfg.vol_depth
+        self.to_vol = nn.Conv2d(c, CD, 1)  # -> B x (C D) x h x w
         self.net3d = nn.ModuleList(ResBlock(cfg.vol_channels, 3) for _ in range(cfg.app_res3d))
+        # vol_up: level k (x 2**k) adds a 1x1 projection of the 2D features of that resolution
+        self.to_vol_up = nn.ModuleList(nn.Conv2d(chans[-1 - k], CD, 1) for k in range(1, cfg.vol_up + 1))
         self.flow = DynFlow(dyn_input_dim(cfg), cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{s->c}
 
+    def _volume(self, f: torch.Tensor) -> torch.Tensor:
+        """B x (C D) x h x w -> B x C x D x h x w."""
+        return f.view(f.shape[0], self.cfg.vol_channels, self.cfg.vol_depth, *f.shape[-2:])
+
     def posed_volume(self, img: torch.Tensor) -> torch.Tensor:
-        """B x 3 x S x S -> B x C x D x H x W (in the frame's pose)."""
-        f = self.to_vol(self.net2d(img))
-        v = f.view(f.shape[0], self.cfg.vol_channels, self.cfg.vol_depth, *f.shape[-2:])
+        """B x 3 x S x S -> B x C x D x H x W (in the frame's pose; H = cfg.vol_size)."""
+        feats, x = [], img
+        for layer in self.net2d:
+            x = layer(x)
+            feats.append(x)  # the stride-2 stages' outputs: S/2, S/4, ... (then the ResBlock's)
+        v = self._volume(self.to_vol(x))  # B x C x D x h x w
         for blk in self.net3d:
             v = blk(v)
+        n = len(self.cfg.app_channels)
+        for k, proj in enumerate(self.to_vol_up, 1):  # coarse-to-fine: x2 in H, W, plus finer 2D features
+            v = F.interpolate(v, scale_factor=(1, 2, 2), mode="trilinear", align_corners=False)
+            v = v + self._volume(proj(feats[n - 1 - k]))  # B x C x D x 2h x 2w
         return v
 
     def forward(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
         """-> (V_app B x C x D x H x W, coarse canonicalisation flow B x 3 x d x h x w)."""
         v = self.posed_volume(img)
+        k = self.cfg.static_depth  # screen-space slices: not canonicalised
+        v, v_static = (v[:, :, :-k], v[:, :, -k:]) if k else (v, None)  # B x C x (D - k) x H x W, B x C x k x H x W
         R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
         flow = self.flow(dyn_input(self.cfg, z_pose, z_dyn))
-        grid = canonical_grid(tuple(v.shape[-3:]), R, t, s, flow)  # B x D x H x W x 3
-        return grid_sample_3d(v, grid, self.cfg.warp_backend), flow
+        grid = canonical_grid(tuple(v.shape[-3:]), R, t, s, flow)  # B x (D - k) x H x W x 3
+        V_app = grid_sample_3d(v, grid, self.cfg.warp_backend)
+        return (torch.cat([V_app, v_static], 2) if k else V_app), flow
 
 
 class IdentityEncoder(nn.Module):

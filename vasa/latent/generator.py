@@ -11,6 +11,13 @@ Pipeline (shapes for size S, 128 x 128)::
            --nearest x2, 3x3 conv, AdaIN, act--> B x 24 x 64 x 64
            --3x3 conv to 12 channels, pixel shuffle x2, tanh--> image B x 3 x 128 x 128
 
+Two options (off in ``S``; README "Sharper reconstructions"):
+``cfg.vol_up`` makes V_app 2**vol_up times finer than the trunk above (64 x 64 for S): the fine warped
+volume is average-pooled for the 3D/2D trunk and enters each upsampling block as a skip (depth folded
+into channels, a 1x1 conv), so detail the trunk cannot carry reaches the image at its own resolution.
+``cfg.static_depth`` keeps the last depth slices of V_app in screen space: the decoder takes them as
+they are (no warp, no residual), a place for the static background and camera-fixed content.
+
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
 ``z_pose``: what the rigid warp of a coarse volume gets wrong about a turned head (occlusion, shading)
 can then be corrected from the pose itself, instead of from a copy of the pose inside ``z_dyn``.
@@ -43,9 +50,11 @@ class UpBlock(nn.Module):
         self.norm = AdaIN(cout, style_dim, 2)
         self.act = nn.LeakyReLU(0.2, inplace=True)
 
-    def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-        return self.act(self.norm(self.conv(x), style))
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+        if skip is not None:  # the warped fine volume at this resolution (cfg.vol_up)
+            x = x + skip
+        return self.act(self.norm(x, style))
 
 
 class DynVolume(nn.Module):
@@ -86,6 +95,8 @@ class FaceDecoder(nn.Module):
         self.proj = nn.Conv2d(C * D, ch[0], 1)  # depth folded into channels -> 2D
         self.res2d = nn.ModuleList(ResBlock(ch[0], 2, sdim) for _ in range(cfg.dec_res_blocks))
         self.ups = nn.ModuleList(UpBlock(ch[i], ch[i + 1], sdim) for i in range(len(ch) - 1))
+        # vol_up: the warped fine volume (depth folded) enters up block k - 1 (resolution x 2**k)
+        self.skips = nn.ModuleList(nn.Conv2d(C * D, ch[k], 1) for k in range(1, cfg.vol_up + 1))
         # last x2 by sub-pixel conv: no convolution runs at full resolution (the costliest place)
         self.out = nn.Sequential(nn.Conv2d(ch[-1], 4 * cfg.in_channels, 3, 1, 1), nn.PixelShuffle(2))
 
@@ -99,21 +110,31 @@ class FaceDecoder(nn.Module):
         R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
         d = dyn_input(self.cfg, z_pose, z_dyn)  # B x dyn_dim (+ pose_dim)
         flow = self.flow(d)  # B x 3 x d x h x w
+        k = self.cfg.static_depth  # screen-space slices (static background): neither warped nor edited
+        V_app, V_static = (V_app[:, :, :-k], V_app[:, :, -k:]) if k else (V_app, None)
         if self.dyn_volume is not None:  # expression content in canonical space, moved by the warp below
-            V_app = V_app + self.dyn_volume(d, tuple(V_app.shape[-3:]))  # B x C x D x H x W
+            V_app = V_app + self.dyn_volume(d, tuple(V_app.shape[-3:]))  # B x C x (D - k) x H x W
         grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
-        return grid_sample_3d(V_app, grid, self.cfg.warp_backend), flow
+        v = grid_sample_3d(V_app, grid, self.cfg.warp_backend)  # B x C x (D - k) x H x W
+        return (torch.cat([v, V_static], 2) if k else v), flow
 
     def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False):
         """-> image B x 3 x S x S in [-1, 1] (and the coarse driving flow if ``return_flow``)."""
         style = self.style_vector(z_id, z_dyn, z_pose)
-        v, flow = self.warp(V_app, z_pose, z_dyn)  # B x C x D x H x W
+        v_fine, flow = self.warp(V_app, z_pose, z_dyn)  # B x C x D x H x W (H = vol_size)
+        up = self.cfg.vol_up
+        v = F.avg_pool3d(v_fine, (1, 2 ** up, 2 ** up)) if up else v_fine  # B x C x D x h x w (trunk)
         for blk in self.net3d:
             v = blk(v, style)
-        x = self.proj(v.flatten(1, 2))  # B x (C D) x H x W -> B x ch0 x H x W
+        x = self.proj(v.flatten(1, 2))  # B x (C D) x h x w -> B x ch0 x h x w
         for blk in self.res2d:
             x = blk(x, style)
-        for up in self.ups:
-            x = up(x, style)
+        for i, upb in enumerate(self.ups):
+            skip = None
+            if i < up:  # level i + 1: the fine volume pooled to this block's output resolution
+                f = 2 ** (up - 1 - i)
+                vs = F.avg_pool3d(v_fine, (1, f, f)) if f > 1 else v_fine
+                skip = self.skips[i](vs.flatten(1, 2))  # B x ch[i+1] x (h 2**(i+1))^2
+            x = upb(x, style, skip)
         img = torch.tanh(self.out(x))  # B x 3 x S x S
         return (img, flow) if return_flow else img

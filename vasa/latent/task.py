@@ -18,7 +18,8 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
     leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
-                re-solved every step over a memory of recent codes (PoseLeakProbe, module "leak", no optimizer)
+                re-solved every step over a memory of recent codes (PoseLeakProbe, module "leak", no optimizer);
+                off before step leak_start, then ramped up linearly over leak_ramp steps (:func:`leak_ramp`)
     guidance  = w_guide * GuidanceLoss: MediaPipe landmark estimates (yaw/pitch/roll -> z_pose, pose-free
                 mouth / eyes closed / gaze -> the first 4 z_dyn channels) on the guided frames (vasa.latent.guidance)
     optional  = w_sup_pose * SupervisedPoseLoss (ground-truth labels; 0 by default, an ablation)
@@ -45,7 +46,8 @@ from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
-                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_dyn", "w_mouth", "w_eyes", "w_leak")
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_leak",
+                "leak_start", "leak_ramp")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -64,6 +66,14 @@ def reenactment_grid(model: FaceLatentModel, batch: dict[str, torch.Tensor]) -> 
     return image_grid(ims, cols=len(batch["source"]))
 
 
+def leak_ramp(step: int, start: int, ramp: int) -> float:
+    """Factor of ``w_leak`` at ``step``: 0 before ``start`` (``z_pose`` has not learned the pose yet, and the
+    scale-invariant correlation would push ``z_dyn`` against noise), then linear up to 1 over ``ramp`` steps."""
+    if step < start:
+        return 0.0
+    return 1.0 if ramp <= 0 else min(1.0, (step - start + 1) / ramp)
+
+
 class LatentTask(TrainTask):
     """The face latent space as a :class:`~vasa.train.TrainTask` (see the module docstring)."""
 
@@ -77,7 +87,8 @@ class LatentTask(TrainTask):
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
-                      w_sup_pose=0.0, w_guide=0.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_leak=0.0)
+                      w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_leak=0.0,
+                      leak_start=0, leak_ramp=0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
@@ -102,7 +113,7 @@ class LatentTask(TrainTask):
         self.equiv, self.flip = L.PoseEquivarianceLoss(), L.FlipEquivarianceLoss()
         self.decorr, self.warp = L.PoseDynDecorrelationLoss(), L.WarpSmoothnessLoss()
         self.leak = L.PoseLeakLoss()
-        self.guide_loss = L.GuidanceLoss(pose=1.0, dyn=self.w["guide_dyn"])
+        self.guide_loss = L.GuidanceLoss(pose=self.w["guide_pose"], dyn=self.w["guide_dyn"])
         self.sup = None
         if self.w["w_sup_pose"] > 0:
             self.sup = L.SupervisedPoseLoss(Corpus(self.corpus).param_names)
@@ -190,8 +201,8 @@ class LatentTask(TrainTask):
         if w["w_leak"] > 0 and len(src) > 1:  # z_dyn must not linearly predict z_pose (closed-form adversary)
             zd = torch.cat([out["z_dyn_src"], out["z_dyn_drv"]])
             zp = torch.cat([out["z_pose_src"], out["z_pose_drv"]]).detach()
-            lk = self.leak(m["leak"], zd, zp)
-            gen = gen + w["w_leak"] * lk
+            lk = self.leak(m["leak"], zd, zp)  # before leak_start too: the probe's memory fills up
+            gen = gen + w["w_leak"] * leak_ramp(step, w["leak_start"], w["leak_ramp"]) * lk
             metrics["leak"] = lk
         if w["w_warp"] > 0:
             s = self.warp(out["flow_canon"], out["flow_drive"])

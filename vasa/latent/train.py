@@ -55,9 +55,12 @@ def train_latent(
     w_flip: float = 0.1,                   # mirror equivariance of z_pose, near-invariance of z_dyn
     w_decorr: float = 0.1,                 # z_pose / z_dyn cross-correlation
     w_leak: float = 0.0,                   # z_pose's best linear read-out from z_dyn (learned adversary)
+    leak_start: int = 0,                   # w_leak is off before this step ...
+    leak_ramp: int = 0,                    # ... then ramps up linearly over this many steps
     w_warp: float = 0.01,                  # flow smoothness
     w_sup_pose: float = 0.0,               # ground-truth pose supervision (ablation only; 0 = off)
     w_guide: float = 1.0,                  # MediaPipe landmark guidance (vasa.latent.guidance; 0 = label-free)
+    guide_pose: float = 1.0,               # weight of the yaw / pitch / roll part of the guidance
     guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
     guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
     guide_targets: str = "raw",            # "raw" MediaPipe measures | "pose_free" (vasa.latent.guidance.dyn_targets)
@@ -98,8 +101,8 @@ def train_latent(
         identity = identity_out
     weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
-                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_leak=w_leak, w_warp=w_warp, w_sup_pose=w_sup_pose,
-                   w_guide=w_guide, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes)
+                   w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_leak=w_leak, leak_start=leak_start, leak_ramp=leak_ramp, w_warp=w_warp, w_sup_pose=w_sup_pose,
+                   w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes)
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)

@@ -1,0 +1,76 @@
+"""Short from-scratch runs of face latent model variants, scored by self-reenactment PSNR.
+
+Architecture changes cannot be screened by fine-tuning (new layers start at zero and learn slowly), so
+each variant trains from scratch through the stage's own entry point (``train_latent``, the settings of
+``params.yaml``'s ``train_latent`` section, ``--steps`` steps, GAN off when ``adv_start`` lies beyond
+them) and is scored on ``--pairs`` test pairs (reenactment, copy-the-source and auto-encoding PSNR;
+with ``--probes`` also the stage's linear probes).
+Compare variants at equal steps *and* look at ``train_s``: a wider model costs time.
+
+    python scripts/latent_scratch_screen.py --steps 500 --set control: \\
+        --set 'wide:{"model": {"dec_channels": [96, 48], "dec_res_blocks": 2}}' --out runs/scr/screen.json
+
+A variant is ``NAME:JSON``: keyword arguments of ``train_latent`` over the stage's settings, where
+``model`` is merged into the stage's model overrides. The landmark guidance cache of the stage's work
+dir (``runs/latent``) is reused when present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vasa.config import latent_kwargs, load_params  # noqa: E402
+from vasa.latent.evaluate import clip_codes, probes, self_reenactment  # noqa: E402
+from vasa.latent.train import load_latent, train_latent  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", action="append", default=[], metavar="NAME:JSON")
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--pairs", type=int, default=256)
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--work", default="runs/scr")
+    ap.add_argument("--probes", action="store_true", help="also the linear probes (fit on val, R² on test)")
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    base = latent_kwargs(load_params(a.params).train_latent)
+    report = dict(command="python scripts/latent_scratch_screen.py " + " ".join(argv or sys.argv[1:]),
+                  steps=a.steps, pairs=a.pairs, variants={})
+    for spec in a.set or ["control:"]:
+        name, _, js = spec.partition(":")
+        over = json.loads(js) if js else {}
+        model = dict(base["model"] or {}) | over.pop("model", {})
+        work = Path(a.work) / name
+        work.mkdir(parents=True, exist_ok=True)
+        for f in ("guidance-train.npz", "guidance-train.json"):  # MediaPipe cache: depends on the corpus only
+            src = Path(base["work_dir"]) / f
+            if src.is_file() and not (work / f).exists():
+                shutil.copy(src, work / f)
+        kw = base | dict(out=str(work / "model"), work_dir=str(work), steps=a.steps, model=model,
+                         sample_every=10**9, checkpoint_every=10**9, progress=False) | over
+        t0 = time.time()
+        train_latent(**kw)
+        seconds = time.time() - t0
+        net = load_latent(work / "model")
+        m = self_reenactment(net, kw["corpus"], a.pairs, 0, progress=False)["metrics"]
+        report["variants"][name] = dict(model=model, over=over, train_s=round(seconds), psnr=m["psnr"],
+                                        psnr_auto=m["psnr_auto"], ssim=m["ssim"], psnr_copy=m["psnr_copy"])
+        if a.probes:
+            codes = [clip_codes(net, kw["corpus"], split, 40, progress=False) for split in ("val", "test")]
+            report["variants"][name]["probes"] = probes(*codes)["table"]
+        print(name, json.dumps(report["variants"][name]), flush=True)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(report, indent=1))
+    return report
+
+
+if __name__ == "__main__":
+    main()
