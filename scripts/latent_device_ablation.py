@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from vasa.config import latent_kwargs, load_params
+    from vasa.config import load_params
+    from vasa.stage_kwargs import latent_kwargs
     from vasa.latent.identity import train_identity
 
     import yaml

@@ -26,7 +26,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from vasa.config import latent_kwargs, load_params  # noqa: E402
+from vasa.config import load_params  # noqa: E402
+from vasa.stage_kwargs import latent_kwargs  # noqa: E402
 from vasa.latent.evaluate import clip_codes, probes, self_reenactment  # noqa: E402
 from vasa.latent.train import load_latent, train_latent  # noqa: E402
 

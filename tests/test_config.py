@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from vasa.config import PrepareConfig, load_params, parse_overrides, synth_kwargs
+from vasa.config import PrepareConfig, load_params, parse_overrides
+from vasa.stage_kwargs import synth_kwargs
 from vasa.errors import VasaError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -196,8 +196,9 @@ def test_evaluation_statistics():
 def test_params_sections_reach_the_entry_functions():
     from vasa.audio.config import AUDIO_SIZES
     from vasa.audio.train import train_audio
-    from vasa.config import (AUDIO_SIZE_NAMES, MOTION_SIZE_NAMES, AudioStageConfig, MotionStageConfig, audio_kwargs,
-                             load_params, motion_eval_kwargs, motion_kwargs, read_yaml)
+    from vasa.config import (AUDIO_SIZE_NAMES, MOTION_SIZE_NAMES, AudioStageConfig, MotionStageConfig, load_params,
+                             read_yaml)
+    from vasa.stage_kwargs import audio_kwargs, motion_eval_kwargs, motion_kwargs
     from vasa.motion.config import MOTION_SIZES
     from vasa.motion.evaluate import evaluate_motion
     from vasa.motion.train import train_motion

@@ -20,7 +20,8 @@ def _positive_int(s: str) -> int:
 
 
 def _cmd_synth(a: argparse.Namespace) -> int:
-    from vasa.config import PrepareConfig, build_section, synth_kwargs
+    from vasa.config import PrepareConfig, build_section
+    from vasa.stage_kwargs import synth_kwargs
     from vasa.synth.corpus import synth_corpus
 
     base = PrepareConfig()

@@ -6,7 +6,8 @@ CSV of videos is ingested (:func:`vasa.ingest.ingest`) into the same format.
 
 from __future__ import annotations
 
-from vasa.config import PrepareConfig, ingest_kwargs, synth_kwargs
+from vasa.config import PrepareConfig
+from vasa.stage_kwargs import ingest_kwargs, synth_kwargs
 
 
 def is_synthetic(cfg: PrepareConfig) -> bool:

@@ -1,6 +1,7 @@
 """Entry point of the ``train_latent`` stage: identity embedder, then the face latent space, then export.
 
->>> from vasa.config import load_params, latent_kwargs
+>>> from vasa.config import load_params
+>>> from vasa.stage_kwargs import latent_kwargs
 >>> summary = train_latent(**latent_kwargs(load_params("params.yaml").train_latent))
 >>> model = load_latent("models/latent")          # FaceLatentModel, EMA weights, eval mode
 

@@ -1,6 +1,7 @@
 """Evaluation of the motion stage in motion space, on held-out identities and sentences (the test split).
 
->>> from vasa.config import load_params, motion_eval_kwargs
+>>> from vasa.config import load_params
+>>> from vasa.stage_kwargs import motion_eval_kwargs
 >>> ev = evaluate_motion(**motion_eval_kwargs(load_params("params.yaml").train_motion), figures_dir="reports/motion")
 >>> ev["metrics"]          # JSON-able (metrics/train_motion.json); ev["figures"]: {name: matplotlib Figure}
 

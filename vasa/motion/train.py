@@ -1,6 +1,7 @@
 """Entry point of the ``train_motion`` stage: the motion DiT (diffusion) and its regression baseline.
 
->>> from vasa.config import load_params, motion_kwargs
+>>> from vasa.config import load_params
+>>> from vasa.stage_kwargs import motion_kwargs
 >>> summary = train_motion(**motion_kwargs(load_params("params.yaml").train_motion))
 >>> model = load_motion_model("models/motion")                 # MotionDiT, EMA weights, eval mode
 >>> norm = np.load("models/motion/norm.npz")                    # pose_mean, pose_std, dyn_mean, dyn_std
