@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vasa.data.corpus import Corpus  # noqa: E402
 from vasa.data.frames import to_tensor  # noqa: E402
 from vasa.io.video import read_mp4  # noqa: E402
+from vasa.latent.model import expand_source  # noqa: E402
 from vasa.latent.train import load_latent  # noqa: E402
 from vasa.synth.params import PARAM_INDEX  # noqa: E402
 
@@ -43,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
         with torch.no_grad():
             V, zid = model.encode_appearance(x[:1])
             zp, zd = model.encode_motion(x[idx])
-            y = model.decode(V.expand(3, *V.shape[1:]), zid.expand(3, *zid.shape[1:]), zp, zd)
+            y = model.decode(V.expand(3, *V.shape[1:]), zid.expand(3, *zid.shape[1:]), zp, zd,
+                             source=expand_source(model.encode_source(x[:1]), 3))
         img = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
         rows.append(np.concatenate([fr[i] for i in idx] + list(img), 1))
         print(rec["id"], "jaw", [round(float(jaw[i]), 2) for i in idx])

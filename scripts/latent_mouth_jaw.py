@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vasa.data.corpus import Corpus  # noqa: E402
 from vasa.data.frames import to_tensor  # noqa: E402
 from vasa.eval.landmarks import FaceMesh  # noqa: E402
+from vasa.latent.model import expand_source  # noqa: E402
 from vasa.latent.train import load_latent  # noqa: E402
 from vasa.synth.params import PARAM_INDEX  # noqa: E402
 
@@ -38,7 +39,9 @@ def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, fra
             with torch.no_grad():
                 V, z_id = m.encode_appearance(x[:1])
                 z_pose, z_dyn = m.encode_motion(x)
-                out = torch.cat([m.decode(V.expand(len(b), -1, -1, -1, -1), z_id.expand(len(b), -1), z_pose[b], z_dyn[b])
+                view = m.encode_source(x[:1])
+                out = torch.cat([m.decode(V.expand(len(b), -1, -1, -1, -1), z_id.expand(len(b), -1), z_pose[b], z_dyn[b],
+                                          source=expand_source(view, len(b)))
                                  for b in torch.arange(len(x)).split(25)])
             ims = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
             mo, mg = mesh.mouth_openings(ims), mesh.mouth_openings(fr)

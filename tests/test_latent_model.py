@@ -94,7 +94,8 @@ def test_2d_fallback_matches_5d_values_and_gradients():
     torch.testing.assert_close(gb[1], ga[1], atol=1e-3, rtol=1e-3)
 
 
-@pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1}])
+@pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1},
+                                     {"src_blend": True, "vol_up": 1, "static_depth": 1}])
 def test_model_2d_backend_matches_5d(options):
     torch.manual_seed(0)
     m5 = _dezero(FaceLatentModel(latent_config("tiny", **options))).eval()
@@ -474,3 +475,50 @@ def test_leak_ramp_starts_late_and_rises_linearly():
     assert [leak_ramp(s, 0, 0) for s in (0, 5)] == [1.0, 1.0]  # default: on from the start
     assert [leak_ramp(s, 10, 4) for s in (0, 9, 10, 11, 13, 100)] == [0.0, 0.0, 0.25, 0.5, 1.0, 1.0]
     assert [leak_ramp(s, 10, 0) for s in (9, 10)] == [0.0, 1.0]
+
+
+def test_src_blend_reads_the_source_where_the_motion_says():
+    """src_blend: the warped source follows the composed warps (identity motion: the source itself; a
+    translated driving pose: the shifted source), the screen-space choice reads it unmoved, the mask
+    blends it into the output, and decoding without the source view is a one-line error."""
+    torch.manual_seed(0)
+    cfg = latent_config("tiny", src_blend=True)
+    m = FaceLatentModel(cfg).eval()  # fresh: identity pose, zero flows
+    x = _img(2, 64, 1)
+    with torch.no_grad():
+        e = m.encode(x)
+        assert e["source"]["disp"].shape == (2, 3, *cfg.vol_shape[1:]) and not e["source"]["disp"].any()
+        r = m.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=e["source"])
+        torch.testing.assert_close(r["warped_src"], x, atol=1e-4, rtol=0)
+        shift = torch.tensor([[0.0, 0.0, 0.0, 0.25, 0.0, 0.0]]).expand(2, -1)  # tx: a quarter image right
+        expect = torch.nn.functional.grid_sample(
+            x, identity_grid(1, 64, 64)[:, 0, :, :, :2].expand(2, -1, -1, -1) - torch.tensor([0.25, 0.0]),
+            padding_mode="border", align_corners=False)
+        m.G.screen_logit.bias.fill_(-1e4)  # every pixel reads through the volume
+        moved = m.G.render(e["V_app"], e["z_id"], shift, e["z_dyn"], source=e["source"])["warped_src"]
+        torch.testing.assert_close(moved, expect, atol=1e-4, rtol=0)
+        m.G.screen_logit.bias.fill_(1e4)  # every pixel reads screen space: the source unmoved
+        still = m.G.render(e["V_app"], e["z_id"], shift, e["z_dyn"], source=e["source"])
+        torch.testing.assert_close(still["warped_src"], x, atol=1e-4, rtol=0)
+        m.G.out[0].bias[12:].fill_(1e4)  # the mask channel (pixel shuffle: its 4 sub-pixels) saturated
+        r = m.G.render(e["V_app"], e["z_id"], shift, e["z_dyn"], source=e["source"])
+        torch.testing.assert_close(r["image"], r["warped_src"])
+        assert r["mask"].shape == (2, 1, 64, 64)
+    with pytest.raises(ValueError, match="encode_source"):
+        m.decode(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"])
+    assert FaceLatentModel("tiny").encode_source(x) is None
+
+
+def test_src_blend_trains_every_new_path_and_reenacts():
+    torch.manual_seed(0)
+    m = _dezero(FaceLatentModel(latent_config("tiny", src_blend=True, dyn_volume=[2, 4, 4])))
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    out = m(x, y, other=y, consistency=True)
+    assert {"blend_mask", "warped_src", "consist_a", "consist_b", "cross"} <= set(out)
+    (out["recon"] - y).abs().mean().backward()
+    for mod in (m.G.depth_logit, m.G.screen_logit, m.E_mot, m.E_app):
+        assert all(p.grad is not None for p in mod.parameters())
+    assert m.G.depth_logit.weight.grad.abs().sum() > 0 and m.G.screen_logit.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        full = m.decode(*m.encode_appearance(x), *m.encode_motion(y), source=m.encode_source(x))
+        torch.testing.assert_close(m.reenact(x, y), full)

@@ -92,3 +92,34 @@ def test_latent_task_mouth_term(smoke_corpus):
     assert eyes.config()["eyes_box"] == [0.3, 0.45, 0.2, 0.8] and eyes.config()["w_eyes"] == 2.0
     _, m_eyes = eyes.loss(models, batch, step=1)
     assert m_eyes["eyes"].item() > 0 and "mouth" not in m_eyes
+
+
+def test_blend_region_loss_is_the_mask_inside_the_crops():
+    from vasa.latent.mouth import BlendRegionLoss
+
+    loss = BlendRegionLoss([BOX, (0.1, 0.3, 0.1, 0.9)])
+    mask = torch.zeros(2, 1, 32, 32)
+    mask[..., 26:, :] = 1.0  # below both crops: not penalised
+    assert loss(mask).item() == 0.0
+    mask[..., 16:24, 8:24] = 1.0  # the whole first crop copied
+    assert loss(mask).item() == pytest.approx(0.5)
+    m = mask.clone().requires_grad_(True)
+    loss(m).backward()
+    assert m.grad[..., 26:, :].abs().sum() == 0 and m.grad[..., 16:24, 8:24].abs().sum() > 0
+
+
+def test_latent_task_blend_regions_term(smoke_corpus):
+    """w_blend_regions: the src_blend mask is penalised inside the mouth + eye crops (both needed)."""
+    from vasa.latent.task import LatentTask
+
+    with pytest.raises(VasaError, match="w_blend_regions > 0 needs the mouth and eye crops"):
+        LatentTask(str(smoke_corpus), "tiny", w_blend_regions=1.0, mouth_box=BOX)
+    eyes = (0.3, 0.45, 0.2, 0.8)
+    task = LatentTask(str(smoke_corpus), "tiny", w_blend_regions=1.0, mouth_box=BOX, eyes_box=eyes, dataset_size=4,
+                      model={"src_blend": True})
+    assert task.config()["mouth_box"] == list(BOX) and task.config()["eyes_box"] == list(eyes)
+    models = task.build_model()
+    batch = torch.utils.data.default_collate([task.dataset()[i] for i in range(2)])
+    losses, metrics = task.loss(models, batch, step=1)
+    assert 0 < metrics["blend_regions"].item() < 1 and torch.isfinite(losses["gen"])
+    assert "mouth" not in metrics and "eyes" not in metrics  # the crops' reconstruction terms stay off

@@ -149,8 +149,9 @@ def test_notebooks_02_03_smoke(corpus, tmp_path):
     m = json.loads((tmp_path / "02_train_latent.json").read_text())
     assert {"self_reenactment", "cross_identity", "probes", "probe_bars", "transfer", "identity"} <= set(m)
     assert m["self_reenactment"]["pairs"] == 8 and "psnr_copy" in m["self_reenactment"]
-    assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {
-        "self_reenactment.png", "cross_identity.png", "transfer.png"}
+    assert {p.name for p in (tmp_path / "figures").glob("*.png")} == {  # blend: the smoke profile's src_blend
+        "self_reenactment.png", "cross_identity.png", "transfer.png", "blend.png"}
+    assert 0 <= m["self_reenactment"]["blend_mask"] <= 1
     e = json.loads((tmp_path / "02b_export_motion.json").read_text())
     assert e["pose_dim"] == 6 and e["clips"] > 0
     out = json.loads((tmp_path / "02_train_latent.ipynb").read_text())

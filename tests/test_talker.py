@@ -276,6 +276,31 @@ def test_bundle_checks_and_logmel_features(tmp_path, tiny_bundle, speech):
     assert lm.generate(PORTRAIT, speech[:9000], resolution=64, steps=1).frames.shape[0] == 15
 
 
+def test_src_blend_bundle_generates_streams_and_reenacts(tmp_path, speech):
+    """A latent model that blends the warped portrait into its output (src_blend) runs every path."""
+    import torch
+
+    from vasa.data.frames import to_tensor
+    from vasa.latent.model import expand_source
+    from vasa.talker import Talker, random_bundle
+
+    t = Talker.from_pretrained(random_bundle(tmp_path / "blend", seed=2, latent_overrides={"src_blend": True}),
+                               device="cpu")
+    assert t.bundle.latent.cfg.src_blend
+    gen = t.generate(PORTRAIT, speech, resolution=64, generation_id=GID, **FAST)
+    chunks = (speech[s:s + 1920] for s in range(0, len(speech), 1920))
+    frames = list(t.stream(chunks, image=PORTRAIT, resolution=64, generation_id=GID, **FAST))
+    assert np.array_equal(np.stack(frames), gen.frames)
+    src = to_tensor(t.portrait(PORTRAIT).face)[None]
+    lat = t.bundle.latent
+    with torch.no_grad():
+        V_app, z_id = lat.encode_appearance(src)
+        ref = lat.decode(V_app.expand(2, -1, -1, -1, -1), z_id.expand(2, -1), torch.as_tensor(gen.z_pose[:2]),
+                         torch.as_tensor(gen.z_dyn[:2]), source=expand_source(lat.encode_source(src), 2))
+    ref = ((ref.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    assert np.abs(gen.frames[:2].astype(int) - ref.astype(int)).mean() < 4  # equal up to the watermark
+
+
 def test_quickstart_app_buttons(talker, tmp_path):
     """The notebook's widget app: Generate and Compare write and show videos (buttons clicked in-process)."""
     import ipywidgets as W

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vasa.latent.config import LatentModelConfig
-from vasa.latent.warp import DynFlow, canonical_grid, grid_sample_3d
+from vasa.latent.warp import DynFlow, canonical_grid, grid_sample_3d, identity_grid
 from vasa.latent import pose as P
 
 
@@ -136,6 +136,12 @@ class AppearanceEncoder(nn.Module):
 
     def forward(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
         """-> (V_app B x C x D x H x W, coarse canonicalisation flow B x 3 x d x h x w)."""
+        V_app, flow, _ = self.canonicalise(img, z_pose, z_dyn)
+        return V_app, flow
+
+    def canonicalise(self, img: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
+        """-> (V_app, flow, ``src_disp`` B x 3 x D x H x W): where each canonical voxel was read in the
+        source, as a displacement from its own coordinates (zero for the screen-space slices)."""
         v = self.posed_volume(img)
         k = self.cfg.static_depth  # screen-space slices: not canonicalised
         v, v_static = (v[:, :, :-k], v[:, :, -k:]) if k else (v, None)  # B x C x (D - k) x H x W, B x C x k x H x W
@@ -143,7 +149,11 @@ class AppearanceEncoder(nn.Module):
         flow = self.flow(dyn_input(self.cfg, z_pose, z_dyn))
         grid = canonical_grid(tuple(v.shape[-3:]), R, t, s, flow)  # B x (D - k) x H x W x 3
         V_app = grid_sample_3d(v, grid, self.cfg.warp_backend)
-        return (torch.cat([V_app, v_static], 2) if k else V_app), flow
+        disp = (grid - identity_grid(*v.shape[-3:], device=grid.device, dtype=grid.dtype)).permute(0, 4, 1, 2, 3)
+        if k:  # B x 3 x D x H x W
+            disp = torch.cat([disp, disp.new_zeros(*disp.shape[:2], k, *disp.shape[-2:])], 2)
+            V_app = torch.cat([V_app, v_static], 2)
+        return V_app, flow, disp
 
 
 class IdentityEncoder(nn.Module):

@@ -4,7 +4,10 @@
 
 * **self-reenactment** (test split): decode(source appearance, driver motion) vs the driver frame,
   PSNR (uint8, peak 255) and SSIM (Gaussian window sigma 1.5, Wang et al.) at 128 x 128, against the
-  trivial baseline of copying the source frame, plus autoencoding (source = driver) as a ceiling;
+  trivial baseline of copying the source frame, plus autoencoding (source = driver), a ceiling of
+  the rendering path (not with ``src_blend``: that decoder can copy its own source frame); for
+  ``src_blend`` models also the mean blending mask (the share of the output taken from the warped
+  source), over whole frames and inside the mouth box, and a figure of the blend;
 * **cross-identity reenactment**: a grid of source identities x driving frames of other identities,
   and CSIM with dlib's face descriptor (:mod:`vasa.eval.identity`): source vs result, next to the
   reference rows source vs driver (another person) and source vs another frame of the same person;
@@ -34,6 +37,7 @@ from vasa.data.frames import to_tensor
 from vasa.errors import VasaError
 from vasa.eval.probes import LATENT_BARS, RidgeProbe, probe_table
 from vasa.latent.export import encode_frames
+from vasa.latent.model import expand_source
 from vasa.latent.task import to_uint8
 from vasa.latent.train import load_latent
 from vasa.viz import image_grid
@@ -143,19 +147,23 @@ def mouth_reenactment(model, corpus: str, pairs: int = 128, seed: int = 0, batch
     src_all, drv_all, _, p_drv, recs = frame_pairs(c, split, pairs, np.random.default_rng((seed, 17)),
                                                     model.cfg.image_size, min_jaw_gap, with_records=True)
     boxes = mouth_boxes(recs, p_drv, EVAL_RES)
-    rec_db, copy_db = [], []
+    rec_db, copy_db, mask = [], [], []
     for sl in _batches(len(src_all), batch):
         src = torch.stack([to_tensor(f) for f in src_all[sl]])
         drv = torch.stack([to_tensor(f) for f in drv_all[sl]])
-        recon = model(src, drv)["recon"]
+        out = model(src, drv)
         for i, k in enumerate(range(sl.start, sl.stop)):
             x0, y0, x1, y1 = boxes[k]
-            d, r, so = (_to_eval_res(to_uint8(x[i]))[y0:y1, x0:x1] for x in (drv, recon, src))
+            d, r, so = (_to_eval_res(to_uint8(x[i]))[y0:y1, x0:x1] for x in (drv, out["recon"], src))
             rec_db.append(psnr(r, d))
             copy_db.append(psnr(so, d))
+            if "blend_mask" in out:  # src_blend: how much of the mouth is the warped source, not generated
+                m = cv2.resize(out["blend_mask"][i, 0].numpy(), (EVAL_RES, EVAL_RES), interpolation=cv2.INTER_AREA)
+                mask.append(float(m[y0:y1, x0:x1].mean()))
     rec_db, copy_db = np.array(rec_db), np.array(copy_db)
     return dict(metrics=dict(pairs=len(rec_db), mouth_psnr=float(rec_db.mean()), mouth_psnr_copy=float(copy_db.mean()),
-                             mouth_gain=float((rec_db - copy_db).mean())),
+                             mouth_gain=float((rec_db - copy_db).mean()),
+                             mouth_blend_mask=float(np.mean(mask)) if mask else None),
                 arrays=dict(mouth_psnr=rec_db, mouth_psnr_copy=copy_db, boxes=boxes))
 
 
@@ -166,12 +174,20 @@ def self_reenactment(model, corpus: str, pairs: int = 512, seed: int = 0, batch:
     c = Corpus(corpus)
     src_all, drv_all, _, _ = frame_pairs(c, split, pairs, np.random.default_rng((seed, 3)), model.cfg.image_size)
     rows: dict[str, list[float]] = {k: [] for k in ("psnr", "ssim", "psnr_copy", "ssim_copy", "psnr_auto", "ssim_auto")}
-    example = None
+    example, blend, masks = None, None, []
     for sl in tqdm(list(_batches(len(src_all), batch)), desc="self-reenactment", disable=not progress):
         src = torch.stack([to_tensor(f) for f in src_all[sl]])
         drv = torch.stack([to_tensor(f) for f in drv_all[sl]])
-        recon = model(src, drv)["recon"]
+        out = model(src, drv)
+        recon = out["recon"]
         auto = model(drv, drv)["recon"]
+        if "blend_mask" in out:  # src_blend
+            masks.append(out["blend_mask"].mean((1, 2, 3)))
+            if blend is None:  # rows: source, driver, warped source, mask, generated, output
+                n = min(8, len(src))
+                mk = out["blend_mask"].expand(-1, 3, -1, -1) * 2 - 1
+                blend = image_grid([to_uint8(x[i]) for x in (src, drv, out["warped_src"], mk, out["generated"], recon)
+                                    for i in range(n)], cols=n)
         for i in range(len(src)):
             d, r, a, so = (_to_eval_res(to_uint8(x[i])) for x in (drv, recon, auto, src))
             rows["psnr"].append(psnr(r, d))
@@ -187,7 +203,8 @@ def self_reenactment(model, corpus: str, pairs: int = 512, seed: int = 0, batch:
     metrics = {k: float(v.mean()) for k, v in arr.items()}
     metrics["pairs"] = len(src_all)
     metrics["psnr_gain_over_copy"] = metrics["psnr"] - metrics["psnr_copy"]
-    return dict(metrics=metrics, arrays=arr, grid=example)
+    metrics["blend_mask"] = float(torch.cat(masks).mean()) if masks else None  # src_blend: share of the warped source
+    return dict(metrics=metrics, arrays=arr, grid=example, blend_grid=blend)
 
 
 # ----------------------------------------------------------------------------- (b) cross-identity
@@ -238,7 +255,9 @@ def cross_identity(model, corpus: str, sources: int = 6, drivers: int = 6, seed:
     zp, zd = model.encode_motion(xd)
     cells = np.empty((len(src), len(drv)), dtype=object)
     for i in range(len(src)):
-        out = model.decode(V[i:i + 1].expand(len(drv), *V.shape[1:]), z_id[i:i + 1].expand(len(drv), -1), zp, zd)
+        view = expand_source(model.encode_source(xs[i:i + 1]), len(drv))
+        out = model.decode(V[i:i + 1].expand(len(drv), *V.shape[1:]), z_id[i:i + 1].expand(len(drv), -1), zp, zd,
+                           source=view)
         for j in range(len(drv)):
             cells[i, j] = to_uint8(out[j])
     emb = DlibFaceEmbedder()
@@ -357,7 +376,7 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
                     transfer_pairs: int = 64, split: str = "test", fit_split: str = "val",
                     figures_dir: str | None = "reports/latent", progress: bool = True) -> dict[str, Any]:
     """Every measure of the module docstring; PNGs (``self_reenactment``, ``cross_identity``,
-    ``transfer``) under ``figures_dir``. Returns ``{"metrics": {...}, "arrays": {...}, "grids": {...}}``."""
+    ``transfer``, and ``blend`` for src_blend models) under ``figures_dir``. Returns ``{"metrics": {...}, "arrays": {...}, "grids": {...}}``."""
     net = load_latent(model)
     torch.manual_seed(seed)
     sr = self_reenactment(net, corpus, pairs, seed, split=split, progress=progress)
@@ -372,6 +391,8 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
     yaw_probe = RidgeProbe().fit(fit["z_pose"], targets_of(fit["params"], fit["names"])["yaw"], fit["group"])
     pt = partial_transfer(net, corpus, yaw_probe, transfer_pairs, seed, split=split)
     grids = dict(self_reenactment=sr["grid"], cross_identity=ci["grid"], transfer=pt["grid"])
+    if sr["blend_grid"] is not None:  # src_blend: source, driver, warped source, mask, generated, output
+        grids["blend"] = sr["blend_grid"]
     if figures_dir:
         for name, g in grids.items():
             save_png(Path(figures_dir) / f"{name}.png", g)

@@ -17,6 +17,14 @@ volume is average-pooled for the 3D/2D trunk and enters each upsampling block as
 into channels, a 1x1 conv), so detail the trunk cannot carry reaches the image at its own resolution.
 ``cfg.static_depth`` keeps the last depth slices of V_app in screen space: the decoder takes them as
 they are (no warp, no residual), a place for the static background and camera-fixed content.
+``cfg.src_blend`` (FOMM / LivePortrait warp the source's features; here the source *image*): every
+driving voxel knows where it came from in the source (the driving grid composed with the source's
+canonicalisation), a per-pixel softmax over the depth slices and a screen-space choice (no motion:
+static background) collapses that to 2D coordinates at the trunk resolution, the source image is
+sampled there at full resolution and blended into the output by a predicted mask. The generated
+image never sees the warped source, so what the mask leaves to it (the lips and eyes, pushed there
+by ``train_latent.w_blend_regions``) must be rendered from the latents: a mask free to copy
+everywhere froze the mouth (README). The decoder needs ``source`` (``FaceLatentModel.encode_source``).
 
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
 ``z_pose``: what the rigid warp of a coarse volume gets wrong about a turned head (occlusion, shading)
@@ -38,7 +46,7 @@ import torch.nn.functional as F
 from vasa.latent import pose as P
 from vasa.latent.config import LatentModelConfig
 from vasa.latent.encoders import AdaIN, ResBlock, dyn_input, dyn_input_dim
-from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d
+from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d, identity_grid
 
 
 class UpBlock(nn.Module):
@@ -98,7 +106,12 @@ class FaceDecoder(nn.Module):
         # vol_up: the warped fine volume (depth folded) enters up block k - 1 (resolution x 2**k)
         self.skips = nn.ModuleList(nn.Conv2d(C * D, ch[k], 1) for k in range(1, cfg.vol_up + 1))
         # last x2 by sub-pixel conv: no convolution runs at full resolution (the costliest place)
-        self.out = nn.Sequential(nn.Conv2d(ch[-1], 4 * cfg.in_channels, 3, 1, 1), nn.PixelShuffle(2))
+        blend = cfg.src_blend  # + a blending mask as output
+        self.out = nn.Sequential(nn.Conv2d(ch[-1], 4 * (cfg.in_channels + (1 if blend else 0)), 3, 1, 1),
+                                 nn.PixelShuffle(2))
+        if blend:  # visibility logits: each depth slice of the posed volume, and screen space (no motion)
+            self.depth_logit = nn.Conv3d(C, 1, 1)
+            self.screen_logit = nn.Conv2d(ch[0], 1, 1)
 
     def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor, z_pose: torch.Tensor | None = None) -> torch.Tensor:
         if not self.cfg.dyn_modulates:
@@ -107,6 +120,11 @@ class FaceDecoder(nn.Module):
 
     def warp(self, V_app: torch.Tensor, z_pose: torch.Tensor, z_dyn: torch.Tensor):
         """Canonical V_app -> driving-frame volume (B x C x D x H x W), and the coarse flow."""
+        v, flow, _ = self._warp(V_app, z_pose, z_dyn)
+        return v, flow
+
+    def _warp(self, V_app, z_pose, z_dyn):
+        """:meth:`warp`, plus the driving grid of the warped slices (B x (D - k) x H x W x 3)."""
         R, t, s = P.pose_to_rts(z_pose, self.cfg.rot_repr)
         d = dyn_input(self.cfg, z_pose, z_dyn)  # B x dyn_dim (+ pose_dim)
         flow = self.flow(d)  # B x 3 x d x h x w
@@ -116,17 +134,57 @@ class FaceDecoder(nn.Module):
             V_app = V_app + self.dyn_volume(d, tuple(V_app.shape[-3:]))  # B x C x (D - k) x H x W
         grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
         v = grid_sample_3d(V_app, grid, self.cfg.warp_backend)  # B x C x (D - k) x H x W
-        return (torch.cat([v, V_static], 2) if k else v), flow
+        return (torch.cat([v, V_static], 2) if k else v), flow, grid
 
-    def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False):
+    def source_coords(self, grid: torch.Tensor, src_disp: torch.Tensor) -> torch.Tensor:
+        """Where each driving voxel reads the source image: the driving grid's canonical point ``q``
+        plus the source's canonicalisation displacement at ``q`` (outside the volume: none).
+
+        grid: B x (D - k) x H x W x 3; src_disp: B x 3 x D x H x W -> B x 3 x D x H x W (x, y, z);
+        the k screen-space slices read the source where they are."""
+        k = self.cfg.static_depth
+        d_src = src_disp[:, :, :-k] if k else src_disp
+        xs = grid.permute(0, 4, 1, 2, 3) + grid_sample_3d(d_src, grid, self.cfg.warp_backend)
+        if k:
+            ident = identity_grid(k, *grid.shape[2:4], device=grid.device, dtype=grid.dtype)  # 1 x k x H x W x 3
+            xs = torch.cat([xs, ident.permute(0, 4, 1, 2, 3).expand(len(xs), -1, -1, -1, -1)], 2)
+        return xs
+
+    def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False, source: dict | None = None):
         """-> image B x 3 x S x S in [-1, 1] (and the coarse driving flow if ``return_flow``)."""
+        r = self.render(V_app, z_id, z_pose, z_dyn, source)
+        return (r["image"], r["flow"]) if return_flow else r["image"]
+
+    def render(self, V_app, z_id, z_pose, z_dyn, source: dict | None = None) -> dict[str, torch.Tensor]:
+        """-> ``image`` B x 3 x S x S, ``flow`` (coarse driving flow); with ``cfg.src_blend`` also
+        ``warped_src`` (the source image read at the composed 2D coordinates), ``generated`` and ``mask``
+        (B x 1 x S x S): ``image = mask * warped_src + (1 - mask) * generated``. ``source``: ``{"image", "disp"}`` of
+        :meth:`~vasa.latent.model.FaceLatentModel.encode_source` (needed with ``cfg.src_blend``)."""
+        blend = self.cfg.src_blend
+        if blend and source is None:
+            raise ValueError("this latent model blends the warped source image into its output (src_blend): "
+                             "pass source=model.encode_source(source_image) to decode")
         style = self.style_vector(z_id, z_dyn, z_pose)
-        v_fine, flow = self.warp(V_app, z_pose, z_dyn)  # B x C x D x H x W (H = vol_size)
+        v_fine, flow, grid = self._warp(V_app, z_pose, z_dyn)  # B x C x D x H x W (H = vol_size)
         up = self.cfg.vol_up
-        v = F.avg_pool3d(v_fine, (1, 2 ** up, 2 ** up)) if up else v_fine  # B x C x D x h x w (trunk)
+        pool = (lambda a: F.avg_pool3d(a, (1, 2 ** up, 2 ** up))) if up else (lambda a: a)
+        v = pool(v_fine)  # B x C x D x h x w (trunk)
         for blk in self.net3d:
             v = blk(v, style)
         x = self.proj(v.flatten(1, 2))  # B x (C D) x h x w -> B x ch0 x h x w
+        out: dict[str, torch.Tensor] = {"flow": flow}
+        if blend:
+            xs = pool(self.source_coords(grid, source["disp"]))[:, :2]  # B x 2 x D x h x w (x, y)
+            ident = identity_grid(1, *x.shape[-2:], device=x.device, dtype=x.dtype)[0, 0].permute(2, 0, 1)[:2]
+            cand = torch.cat([xs, ident[None, :, None].expand(len(xs), -1, 1, -1, -1)], 2)  # B x 2 x (D+1) x h x w
+            logits = torch.cat([self.depth_logit(v)[:, 0], self.screen_logit(x)], 1)  # B x (D+1) x h x w
+            xy = (cand * logits.softmax(1)[:, None]).sum(2)  # B x 2 x h x w
+            S = source["image"].shape[-1]  # upsample the displacement, not the coordinates (exact at the border)
+            fine = identity_grid(1, S, S, device=x.device, dtype=x.dtype)[0, 0].permute(2, 0, 1)[:2]  # 2 x S x S
+            xy = fine + F.interpolate(xy - ident, size=(S, S), mode="bilinear", align_corners=False)  # B x 2 x S x S
+            warped = F.grid_sample(source["image"], xy.permute(0, 2, 3, 1), mode="bilinear",
+                                   padding_mode="border", align_corners=False)  # B x 3 x S x S
+            out["warped_src"] = warped
         for blk in self.res2d:
             x = blk(x, style)
         for i, upb in enumerate(self.ups):
@@ -136,5 +194,11 @@ class FaceDecoder(nn.Module):
                 vs = F.avg_pool3d(v_fine, (1, f, f)) if f > 1 else v_fine
                 skip = self.skips[i](vs.flatten(1, 2))  # B x ch[i+1] x (h 2**(i+1))^2
             x = upb(x, style, skip)
-        img = torch.tanh(self.out(x))  # B x 3 x S x S
-        return (img, flow) if return_flow else img
+        if not blend:
+            out["image"] = torch.tanh(self.out(x))  # B x 3 x S x S
+            return out
+        o = self.out(x)  # B x 4 x S x S (the generator never sees the warped source: it cannot copy it)
+        out["mask"] = torch.sigmoid(o[:, 3:])  # B x 1 x S x S
+        out["generated"] = torch.tanh(o[:, :3])  # B x 3 x S x S, what the mask does not take from the source
+        out["image"] = out["mask"] * out["warped_src"] + (1 - out["mask"]) * out["generated"]
+        return out

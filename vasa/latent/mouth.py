@@ -19,6 +19,7 @@ eye of a 128 x 128 frame, in ~4 % of the frames.
 >>> box = estimate_mouth_box(frames)                     # (y0, y1, x0, x1), fractions of the frame
 >>> boxes = estimate_region_boxes(frames)                # {"mouth": box, "eyes": box}, one MediaPipe pass
 >>> loss = RegionLoss(box)(recon, driver)                # B x 3 x S x S in [-1, 1]
+>>> loss = BlendRegionLoss([box])(out["blend_mask"])      # src_blend: keep the copy out of the crops
 """
 
 from __future__ import annotations
@@ -123,6 +124,17 @@ class RegionLoss:
 
     def __call__(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.rec(crop_box(pred, self.box), crop_box(target, self.box))
+
+
+class BlendRegionLoss:
+    """Mean of a ``src_blend`` mask (B x 1 x S x S, 1 = the warped source) inside the crops ``boxes``: pushes
+    the copy out of the lips and eyes, whose dynamics the decoder must render (0 iff the mask is 0 there)."""
+
+    def __init__(self, boxes):
+        self.boxes = [check_box(b) for b in boxes]
+
+    def __call__(self, mask: torch.Tensor) -> torch.Tensor:
+        return torch.stack([crop_box(mask, b).mean() for b in self.boxes]).mean()
 
 
 def corpus_region_boxes(corpus: str, split: str = "train", frames: int = 64, seed: int = 0,

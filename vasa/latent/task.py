@@ -46,7 +46,7 @@ from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
-                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_leak",
+                "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_blend_regions", "w_leak",
                 "leak_start", "leak_ramp")
 
 
@@ -87,7 +87,7 @@ class LatentTask(TrainTask):
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
-                      w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_leak=0.0,
+                      w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_blend_regions=0.0, w_leak=0.0,
                       leak_start=0, leak_ramp=0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
@@ -100,6 +100,13 @@ class LatentTask(TrainTask):
         # the lips' / eyes' own reconstruction terms on MediaPipe-placed crops (vasa.latent.mouth)
         self.mouth, self.mouth_box = self._region("w_mouth", mouth_box, "mouth crop")
         self.eyes, self.eyes_box = self._region("w_eyes", eyes_box, "eye crop")
+        self.blend_regions = None  # src_blend: the mask is pushed out of the mouth and eye crops
+        if self.w["w_blend_regions"] > 0:
+            if mouth_box is None or eyes_box is None:
+                raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")
+            from vasa.latent.mouth import BlendRegionLoss
+            self.blend_regions = BlendRegionLoss([mouth_box, eyes_box])
+            self.mouth_box, self.eyes_box = list(self.blend_regions.boxes[0]), list(self.blend_regions.boxes[1])
         self._guide = None
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
@@ -176,6 +183,10 @@ class LatentTask(TrainTask):
             ey = self.eyes(recon, drv)
             gen = gen + w["w_eyes"] * ey
             metrics["eyes"] = ey
+        if self.blend_regions is not None and "blend_mask" in out:  # src_blend: lips and eyes are rendered
+            br = self.blend_regions(out["blend_mask"])
+            gen = gen + w["w_blend_regions"] * br
+            metrics["blend_regions"] = br
         if do_consist:
             c = self.consist(out["consist_a"], out["consist_b"])
             gen = gen + w["w_consist"] * c

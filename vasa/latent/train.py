@@ -67,6 +67,7 @@ def train_latent(
     guide_targets: str = "raw",            # "raw" MediaPipe measures | "pose_free" (vasa.latent.guidance.dyn_targets)
     w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
     w_eyes: float = 0.0,                   # the eyes' own reconstruction term on an eye crop (blinks)
+    w_blend_regions: float = 0.0,          # src_blend: mask inside the mouth + eye crops (the copy kept out)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
     log_every: int = 25,
     sample_every: int = 400,
@@ -103,7 +104,8 @@ def train_latent(
     weights = dict(w_rec=w_rec, rec_ssim=rec_ssim, w_consist=w_consist, consist_every=consist_every,
                    w_cross_id=w_cross_id, cross_every=cross_every, w_adv=w_adv, w_fm=w_fm, adv_start=adv_start,
                    w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_leak=w_leak, leak_start=leak_start, leak_ramp=leak_ramp, w_warp=w_warp, w_sup_pose=w_sup_pose,
-                   w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes)
+                   w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes,
+                   w_blend_regions=w_blend_regions)
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
@@ -115,14 +117,15 @@ def train_latent(
                        guidance_found=g.found_rate())
         guidance = str(Path(work_dir) / "guidance-train.npz")
     boxes: dict = {}
-    if w_mouth > 0 or w_eyes > 0:
+    regions = w_blend_regions > 0
+    if w_mouth > 0 or w_eyes > 0 or regions:
         from vasa.latent.mouth import corpus_region_boxes
 
         boxes = corpus_region_boxes(corpus, "train", mouth_frames, seed)
         summary.update(mouth_box=list(boxes["mouth"]), eyes_box=list(boxes["eyes"]))
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
-                      identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 else None,
-                      eyes_box=boxes.get("eyes") if w_eyes > 0 else None, model=model,
+                      identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 or regions else None,
+                      eyes_box=boxes.get("eyes") if w_eyes > 0 or regions else None, model=model,
                       guide_targets=guide_targets, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()

@@ -239,11 +239,12 @@ def save_bundle(out: str | Path, latent_dir: str | Path, audio_dir: str | Path, 
 
 
 def random_bundle(out: str | Path, seed: int = 0, latent: str = "tiny", audio: str = "tiny", motion: str = "tiny",
-                  audio_mode: str = "encoder", **motion_overrides) -> Path:
+                  audio_mode: str = "encoder", latent_overrides: dict | None = None, **motion_overrides) -> Path:
     """A bundle with random weights (named sizes of each part) at ``out``: for tests, docs and timing.
 
     ``audio_mode="logmel"`` makes a motion model that reads raw log-mel instead of the encoder.
-    ``motion_overrides`` change the motion config (e.g. ``window=8``). Deterministic for a seed.
+    ``motion_overrides`` change the motion config (e.g. ``window=8``), ``latent_overrides`` the latent
+    model's (e.g. ``{"src_blend": True}``). Deterministic for a seed.
     """
     import tempfile
 
@@ -255,7 +256,7 @@ def random_bundle(out: str | Path, seed: int = 0, latent: str = "tiny", audio: s
     from vasa.train import save_pretrained
 
     torch.manual_seed(seed)
-    lc = latent_config(latent)
+    lc = latent_config(latent, **(latent_overrides or {}))
     ac = audio_config(audio)
     if audio_mode not in ("encoder", "logmel"):
         raise VasaError(f"audio_mode must be 'encoder' or 'logmel', got {audio_mode!r}")

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from vasa.errors import VasaError
+from vasa.latent.model import expand_source
 from vasa.talker.bundle import DEFAULT_BUNDLE, Bundle, load_bundle
 from vasa.talker.engine import AudioWindows, MotionWindows, iter_motion
 from vasa.talker.inputs import (FPS, SAMPLE_RATE, ChunkResampler, Controls, Paster, Portrait, check_resolution,
@@ -104,6 +105,7 @@ class FrameRenderer:
         with torch.no_grad(), self._autocast():
             x = to_tensor(portrait.face)[None].to(device)
             v, z = latent.encode_appearance(x)
+            self.source = latent.encode_source(x)  # what src_blend models read of the portrait (else None)
             zp, zd = latent.encode_motion(x)
         self.V_app, self.z_id = v, z
         self.z_src = (zp.float().cpu(), zd.float().cpu())  # the portrait's own z_pose, z_dyn
@@ -128,7 +130,7 @@ class FrameRenderer:
         b = len(z_pose)
         with self._autocast():
             img = self.latent.decode(self.V_app.expand(b, *self.V_app.shape[1:]), self.z_id.expand(b, -1),
-                                     z_pose.to(self.device), z_dyn.to(self.device))
+                                     z_pose.to(self.device), z_dyn.to(self.device), source=expand_source(self.source, b))
         x = ((img.float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
         return x.permute(0, 2, 3, 1).cpu().numpy()
 
