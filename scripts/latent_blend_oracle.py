@@ -92,7 +92,7 @@ def mouth_follow(model_dir: str, corpus: str, pairs: int = 64, seed: int = 0) ->
     try:
         m_src, m_drv = mesh.mouth_openings(np.stack(src)), mesh.mouth_openings(np.stack(drv))
         for name, (zp, zd) in dict(full=(zp_d, zd_d), dyn_only=(zp_s, zd_d), pose_only=(zp_d, zd_s)).items():
-            r = m.G.render(V, z_id, zp, zd, source=view)
+            r = m.G.render(V, z_id, zp, m.raw_dyn(zp, zd), source=view)  # public z_dyn -> the raw code
             mo = mesh.mouth_openings(np.stack([to_uint8(x) for x in r["image"]]))
             ok = np.isfinite(mo) & np.isfinite(m_src) & np.isfinite(m_drv)
             res[name] = dict(err_vs_source=float(np.abs(mo - m_src)[ok].mean()),

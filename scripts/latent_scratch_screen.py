@@ -4,7 +4,10 @@ Architecture changes cannot be screened by fine-tuning (new layers start at zero
 each variant trains from scratch through the stage's own entry point (``train_latent``, the settings of
 ``params.yaml``'s ``train_latent`` section, ``--steps`` steps, GAN off when ``adv_start`` lies beyond
 them) and is scored on ``--pairs`` test pairs (reenactment, copy-the-source and auto-encoding PSNR;
-with ``--probes`` also the stage's linear probes).
+with ``--probes`` also the stage's linear probes; with ``--mouth`` the mouth-box PSNR and blend mask of
+:func:`vasa.latent.evaluate.mouth_reenactment` and whether the mouth follows the driver,
+``scripts/latent_blend_oracle.py``'s ``mouth_follow``: a full reenactment whose mouth opening is closer to
+the source's than to the driver's has a frozen mouth).
 Compare variants at equal steps *and* look at ``train_s``: a wider model costs time.
 
     python scripts/latent_scratch_screen.py --steps 500 --set control: \\
@@ -25,10 +28,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # latent_blend_oracle (--mouth)
 
 from vasa.config import load_params  # noqa: E402
 from vasa.stage_kwargs import latent_kwargs  # noqa: E402
-from vasa.latent.evaluate import clip_codes, probes, self_reenactment  # noqa: E402
+from vasa.latent.evaluate import clip_codes, mouth_reenactment, probes, self_reenactment  # noqa: E402
 from vasa.latent.train import load_latent, train_latent  # noqa: E402
 
 
@@ -40,6 +44,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--work", default="runs/scr")
     ap.add_argument("--probes", action="store_true", help="also the linear probes (fit on val, R² on test)")
+    ap.add_argument("--mouth", action="store_true", help="also the mouth box and whether the mouth follows the driver")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     base = latent_kwargs(load_params(a.params).train_latent)
@@ -63,7 +68,13 @@ def main(argv: list[str] | None = None) -> dict:
         net = load_latent(work / "model")
         m = self_reenactment(net, kw["corpus"], a.pairs, 0, progress=False)["metrics"]
         report["variants"][name] = dict(model=model, over=over, train_s=round(seconds), psnr=m["psnr"],
-                                        psnr_auto=m["psnr_auto"], ssim=m["ssim"], psnr_copy=m["psnr_copy"])
+                                        psnr_auto=m["psnr_auto"], ssim=m["ssim"], psnr_copy=m["psnr_copy"],
+                                        blend_mask=m.get("blend_mask"))
+        if a.mouth:
+            from latent_blend_oracle import mouth_follow
+
+            report["variants"][name]["mouth"] = mouth_reenactment(net, kw["corpus"], 128, 0)["metrics"]
+            report["variants"][name]["mouth_follow"] = mouth_follow(str(work / "model"), kw["corpus"], 64, 0)
         if a.probes:
             codes = [clip_codes(net, kw["corpus"], split, 40, progress=False) for split in ("val", "test")]
             report["variants"][name]["probes"] = probes(*codes)["table"]

@@ -123,3 +123,32 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     # items only use guided frames: the guide targets are those of real guided frames
     allowed = {tuple(np.round(g.target(cid, t), 5)) for cid in g.frames for t in g.frames[cid]}
     assert tuple(np.round(ds[3]["driver_guide"].numpy(), 5)) in allowed
+    # the same pass keeps the lip + eye contours: lips below the eyes, the two eyes side by side
+    from vasa.latent.guidance import REGION_POINTS
+    from vasa.latent.mouth import region_mask
+    assert g.regions.shape == (len(g), REGION_POINTS, 2) and g2.regions is not None
+    ok = np.isfinite(g.regions).all((1, 2))
+    assert ok.mean() > 0.9 and np.array_equal(ok, np.isfinite(g.raw[:, 0]))
+    lips, eye_a, eye_b = (g.regions[ok][:, a:b].mean(1) for a, b in ((0, 20), (20, 36), (36, 52)))
+    assert (lips[:, 1] > eye_a[:, 1] + 0.1).all() and (np.abs(eye_a[:, 0] - eye_b[:, 0]) > 0.1).all()
+    rds = FramePairs(root, "train", size=6, seed=0, guide=g, region_fn=region_mask)
+    item = rds[0]
+    w = item["regions"]
+    assert w.shape == (1, 128, 128) and 0 < float(w.mean()) < 0.2 and float(w.max()) <= 1.0
+    ys = np.nonzero(w[0].numpy() > 0.5)[0]
+    assert ys.min() > 25 and ys.max() < 120  # eyes .. lips, not the forehead or the frame border
+    with pytest.raises(VasaError, match="pass guide= too"):
+        FramePairs(root, "train", size=2, region_fn=region_mask)
+    guide_path = str(tmp_path / "run" / "guidance-train.npz")
+    boxes = dict(mouth_box=(0.6, 0.9, 0.3, 0.7), eyes_box=(0.3, 0.5, 0.2, 0.8))
+    with pytest.raises(VasaError, match="blend_regions: landmarks needs the landmark guidance"):
+        LatentTask(str(root), "tiny", w_blend_regions=1.0, blend_regions="landmarks", **boxes)
+    with pytest.raises(VasaError, match="blend_regions must be one of"):
+        LatentTask(str(root), "tiny", blend_regions="mesh")
+    lt = LatentTask(str(root), "tiny", w_blend_regions=1.0, blend_regions="landmarks", w_guide=1.0,
+                    guidance=guide_path, dataset_size=4, model={"src_blend": True}, **boxes)
+    assert lt.config()["blend_regions"] == "landmarks"
+    batch = torch.utils.data.default_collate([lt.dataset()[i] for i in range(2)])
+    assert batch["regions"].shape == (2, 1, 64, 64)  # the tiny model's size (resized frames)
+    losses, metrics = lt.loss(lt.build_model(), batch, step=1)
+    assert 0 < metrics["blend_regions"].item() < 1 and torch.isfinite(losses["gen"])

@@ -108,6 +108,36 @@ def test_blend_region_loss_is_the_mask_inside_the_crops():
     assert m.grad[..., 26:, :].abs().sum() == 0 and m.grad[..., 16:24, 8:24].abs().sum() > 0
 
 
+def test_region_mask_fills_dilates_and_feathers():
+    from vasa.latent.mouth import REGION_PARTS, BlendRegionLoss, region_mask
+
+    def ring(cx, cy, rx, ry, n):
+        a = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        return np.stack([cx + rx * np.cos(a), cy + ry * np.sin(a)], 1)
+
+    pts = np.concatenate([ring(0.5, 0.75, 0.12, 0.05, 20), ring(0.35, 0.4, 0.06, 0.02, 16), ring(0.65, 0.4, 0.06, 0.02, 16)])
+    assert len(pts) == REGION_PARTS[-1][1]
+    w = region_mask(pts, 64)
+    assert w.shape == (64, 64) and w.dtype == np.float32 and 0.0 <= w.min() and w.max() <= 1.0
+    assert w[48, 32] > 0.99 and w[26, 22] > 0.99 and w[26, 42] > 0.99  # inside the lips and both eyes
+    assert w[5, 5] == 0.0 and w[60, 5] == 0.0 and w[33, 32] < 0.05  # corners, and between eyes and lips
+    tight = region_mask(pts, 64, dilate=0.0, sigma=0.0)
+    assert set(np.unique(tight > 0.5)) == {False, True} and (w >= tight - 1e-2).all() and w.sum() > tight.sum()
+    assert not region_mask(np.where(np.arange(52)[:, None] == 3, np.nan, pts), 64).any()  # no face: no region
+    with pytest.raises(VasaError, match="region contours must be 52 x 2"):
+        region_mask(pts[:20], 64)
+    # the loss: the mask's mean weighted by each item's region; an empty region falls back to the boxes
+    loss = BlendRegionLoss([BOX])
+    regions = torch.from_numpy(np.stack([tight, np.zeros_like(tight)]))[:, None]  # item 1: no face
+    mask = torch.zeros(2, 1, 64, 64)
+    assert loss(mask, regions).item() == 0.0
+    mask[0] = torch.from_numpy((tight > 0).astype(np.float32))  # item 0 copies all of its region: 1 there
+    assert loss(mask, regions).item() == pytest.approx(0.5, abs=1e-5)
+    mask[1, :, 32:48, 16:48] = 1.0  # item 1 copies its box (BOX of a 64 x 64 frame)
+    assert loss(mask, regions).item() == pytest.approx(1.0, abs=1e-5)
+    assert loss(mask, regions[:, :, ::2, ::2]).item() == pytest.approx(loss(mask, regions).item(), abs=0.05)  # resized
+
+
 def test_latent_task_blend_regions_term(smoke_corpus):
     """w_blend_regions: the src_blend mask is penalised inside the mouth + eye crops (both needed)."""
     from vasa.latent.task import LatentTask

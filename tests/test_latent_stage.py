@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(size="tiny", batch_size=2, warmup_steps=1, consist_every=2, cross_every=2, adv_start=2, w_adv=0.05,
             w_fm=1.0, w_cross_id=0.2, log_every=1, sample_every=0, checkpoint_every=2, num_workers=0,
             device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32,
-            guide_frames=4, w_leak=0.5, leak_start=1, leak_ramp=2)  # the ramp spans the resume at step 2
+            guide_frames=4, w_leak=0.5, leak_start=1, leak_ramp=2,  # the ramp spans the resume at step 2
+            model={"dyn_residual": True})  # fitted at export
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,12 @@ def test_latent_task_trains_and_resumes_bit_identically(trained):
     model = load_latent(root / "a" / "model")
     ema = load_file(str(latest_checkpoint(root / "a" / "run" / "checkpoints") / "ema.safetensors"))
     sd = model.state_dict()
-    assert all(torch.equal(sd[k[len("model."):]], v) for k, v in ema.items())
+    fitted = {k for k in ema if k.startswith("model.dyn_res.")}  # dyn_residual: zero in training, fitted at export
+    assert fitted == {"model.dyn_res.mean", "model.dyn_res.coef"} and all(not ema[k].any() for k in fitted)
+    assert all(torch.equal(sd[k[len("model."):]], v) for k, v in ema.items() if k not in fitted)
+    assert sd["dyn_res.coef"].abs().sum() > 0
+    fit = json.loads((root / "a" / "model" / "config.json").read_text())["config"]["dyn_residual"]
+    assert fit == trained["a"]["dyn_residual"] and fit["split"] == "train" and 0 <= fit["explained"] <= 1
     assert model.cfg.image_size == 64 and (root / "identity" / "model.safetensors").is_file()
 
 

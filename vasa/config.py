@@ -100,6 +100,7 @@ class LatentConfig:
     w_mouth: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own reconstruction term (mouth crop)
     w_eyes: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own reconstruction term (eye crop)
     w_blend_regions: float = field(default=0.0, metadata=_range(0.0, 1e6))  # src_blend mask in the mouth/eye crops
+    blend_regions: str = field(default="box", metadata=_choice("box", "landmarks"))  # corpus crops | per-frame contours
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
     sample_every: int = field(default=400, metadata=_range(0, 10_000_000))

@@ -8,7 +8,9 @@
 * with ``with_params=True``: ``source_params``, ``driver_params``, ``other_params`` (P,) ground
   truth, for evaluation probes only (never for the default losses);
 * with ``guide`` (a :class:`vasa.latent.guidance.Guidance`): source and driver are drawn among the
-  guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets.
+  guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets;
+  with ``region_fn`` too (e.g. :func:`vasa.latent.mouth.region_mask`) ``regions`` (1 x S x S) holds the
+  source's and the driver's lip + eye regions united (all zero when MediaPipe missed either face).
 
 Deterministic per index (and ``seed``). Without ``size`` the dataset has one item per frame of the
 selected clips (that frame is the source); with ``size`` items draw a clip (frame-weighted) and a
@@ -83,10 +85,13 @@ class FramePairs(Dataset):
     """
 
     def __init__(self, corpus_root, split: str = "train", kind=("speech",), size: int | None = None, seed: int = 0,
-                 with_params: bool = False, resize: int | None = None, guide=None):
+                 with_params: bool = False, resize: int | None = None, guide=None, region_fn=None):
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         self.corpus = Corpus(corpus_root)
         self.guide = guide
+        if region_fn is not None and guide is None:
+            raise VasaError("per-frame regions (region_fn) come from the guidance cache: pass guide= too")
+        self.region_fn = region_fn
         recs = [r for k in kinds for r in self.corpus.records(split=split, kind=k)]
         if guide is not None:  # only clips with 2+ guided frames; frames index guide.frames[id]
             recs = [r for r in recs if len(guide.frames.get(r["id"], ())) >= 2]
@@ -145,6 +150,11 @@ class FramePairs(Dataset):
             item.update(source_guide=torch.from_numpy(self.guide.target(cid, i).copy()),
                         driver_guide=torch.from_numpy(self.guide.target(cid, j).copy()))
         (src, ps), (drv, pd), (oth, po) = self._load(c, i), self._load(c, j), self._load(o, to)
+        if self.region_fn is not None:  # the source's and the driver's regions united: 1 x S x S
+            s = drv.shape[-1]
+            a, b = (self.region_fn(self.guide.region_points(cid, t), s) for t in (i, j))
+            both = np.maximum(a, b) if a.any() and b.any() else np.zeros_like(a)  # no face in either: none
+            item["regions"] = torch.from_numpy(both[None].astype(np.float32))
         item.update(source=src, driver=drv, other=oth, identity=int(self.clip_ident[c]),
                     other_identity=int(self.clip_ident[o]))
         if self.with_params:

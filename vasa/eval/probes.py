@@ -1,4 +1,5 @@
-"""Linear probes: how much of a ground-truth factor a latent code carries, linearly.
+"""Probes: how much of a ground-truth factor a latent code carries, linearly (and, with
+:class:`KNNProbe`, nonlinearly).
 
 A ridge regression is fit on one set of frames (e.g. held-out *val* clips) and scored with R² on
 another (*test* clips, other identities), so a probe measures what generalises, not what a big
@@ -100,15 +101,60 @@ def probe_r2(x_fit, y_fit, x_eval, y_eval, groups_fit=None, alpha: float | None 
     return float(RidgeProbe(alpha=alpha).fit(x_fit, y_fit, groups_fit).score(x_eval, y_eval)[0])
 
 
+@dataclass
+class KNNProbe:
+    """A nonlinear probe: k-nearest-neighbour regression in the top ``components`` principal axes of the
+    standardised codes (fit set's statistics). A linear probe misses a factor that a code carries
+    nonlinearly (e.g. ``z_dyn`` after a linear pose trend was removed); this one does not need the
+    relation to be linear, only smooth. Same ``fit`` / ``predict`` / ``score`` as :class:`RidgeProbe`."""
+
+    k: int = 15
+    components: int = 16
+    chunk: int = 2048
+
+    def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray | None = None) -> "KNNProbe":
+        x = np.asarray(x, np.float64).reshape(len(x), -1)
+        self.y = np.asarray(y, np.float64).reshape(len(y), -1)
+        if len(x) < self.k:
+            raise ValueError(f"a k-NN probe with k={self.k} needs at least {self.k} fit frames, got {len(x)}")
+        self.x_mean, self.x_std = x.mean(0), x.std(0) + 1e-8
+        xs = (x - self.x_mean) / self.x_std
+        _, _, vt = np.linalg.svd(xs, full_matrices=False)
+        self.axes = vt[:min(self.components, vt.shape[0])].T  # D x c
+        self.xf = xs @ self.axes
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        xe = ((np.asarray(x, np.float64).reshape(len(x), -1) - self.x_mean) / self.x_std) @ self.axes
+        out = []
+        for k0 in range(0, len(xe), self.chunk):
+            q = xe[k0:k0 + self.chunk]
+            d = (q ** 2).sum(1)[:, None] - 2 * q @ self.xf.T + (self.xf ** 2).sum(1)[None]
+            nn_idx = np.argpartition(d, self.k - 1, axis=1)[:, :self.k]
+            out.append(self.y[nn_idx].mean(1))
+        return np.concatenate(out) if out else np.zeros((0, self.y.shape[1]))
+
+    def score(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        return r2_score(np.asarray(y, np.float64).reshape(len(y), -1), self.predict(x))
+
+
 def probe_table(codes: dict[str, tuple[np.ndarray, np.ndarray]], targets: dict[str, tuple[np.ndarray, np.ndarray]],
-                groups_fit: np.ndarray | None = None) -> dict[str, dict[str, float]]:
-    """R² of every target from every code: ``{code: {target: R²}}``.
+                groups_fit: np.ndarray | None = None, kind: str = "linear") -> dict[str, dict[str, float]]:
+    """R² of every target from every code: ``{code: {target: R²}}``; ``kind`` "linear"
+    (:class:`RidgeProbe`) or "knn" (:class:`KNNProbe`).
 
     codes: ``{name: (fit N_f x D, eval N_e x D)}``; targets: ``{name: (fit N_f, eval N_e)}``.
     """
+    if kind not in ("linear", "knn"):
+        raise ValueError(f"probe kind must be 'linear' or 'knn', got {kind!r}")
     out: dict[str, dict[str, float]] = {}
     for cname, (cf, ce) in codes.items():
-        out[cname] = {tname: probe_r2(cf, tf, ce, te, groups_fit) for tname, (tf, te) in targets.items()}
+        if kind == "knn":
+            probe = KNNProbe().fit(cf, np.stack([tf for tf, _ in targets.values()], 1))
+            r2 = probe.score(ce, np.stack([te for _, te in targets.values()], 1))
+            out[cname] = {tname: float(v) for tname, v in zip(targets, r2)}
+        else:
+            out[cname] = {tname: probe_r2(cf, tf, ce, te, groups_fit) for tname, (tf, te) in targets.items()}
     return out
 
 

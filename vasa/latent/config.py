@@ -9,7 +9,7 @@ Sizes (``LATENT_SIZES``; measure with ``python -m vasa.latent.model --sizes tiny
 * ``tiny``  64 x 64, tests (milliseconds).
 * ``S``     128 x 128, the CPU default: V_app 8 x 8 x 32 x 32, z_id 128, z_dyn 64, a z_dyn residual volume
   (``dyn_volume``), a 4 x 16 x 16 dynamics flow and the warped source image blended into the output
-  (``src_blend``), ~0.26 GFLOPs/frame. ``mot_split`` and ``pose_cond``
+  (``src_blend``), the pose regressed out of the public ``z_dyn`` (``dyn_residual``), ~0.26 GFLOPs/frame. ``mot_split`` and ``pose_cond``
   (z_dyn's own backbone, z_pose read by the z_dyn networks) are options, off (README: the pose leak);
   so are ``vol_up`` (a 2x finer V_app feeding the decoder's upsampling blocks) and ``static_depth``
   (screen-space slices of V_app) and ``src_blend`` (the warped source image blended into the output),
@@ -74,6 +74,10 @@ class LatentModelConfig:
     # the networks that read z_dyn (flows, residual volume, style) also read z_pose: view-dependent
     # effects of the head's angle then need not pass through z_dyn (which made z_dyn encode yaw)
     pose_cond: bool = False
+    # the public z_dyn is E_mot's code with a quadratic in z_pose regressed out (closed form, fitted on the
+    # training frames at export; decode adds it back): swaps no longer carry the head angle in z_dyn
+    # (vasa/latent/residual.py)
+    dyn_residual: bool = False
     warp_backend: str = "5d"  # "5d" (F.grid_sample on volumes) or "2d" (MPS / ONNX / TensorRT)
 
     def __post_init__(self):
@@ -130,7 +134,8 @@ LATENT_SIZES: dict[str, LatentModelConfig] = {
         dec_channels=(16, 8), style_dim=16),
     # dyn_volume + a 16 x 16 flow: +0.4 dB PSNR and mouth-vs-jaw r 0.17 -> 0.35 at equal steps (README);
     # src_blend: 20.6 -> 26.0 dB self-reenactment PSNR in a 500-step from-scratch screen (README)
-    "S": LatentModelConfig(dyn_volume=(4, 16, 16), flow_size=(4, 16, 16), src_blend=True),
+    # dyn_residual: z_dyn -> yaw probe R² 0.95 -> see README (the pose regressed out of z_dyn)
+    "S": LatentModelConfig(dyn_volume=(4, 16, 16), flow_size=(4, 16, 16), src_blend=True, dyn_residual=True),
     "B": LatentModelConfig(
         image_size=256, app_channels=(64, 128), vol_channels=32, vol_depth=16, app_res3d=2,
         id_channels=(32, 64, 128, 256, 256), id_dim=256, mot_channels=(32, 64, 128, 256, 256),

@@ -13,7 +13,8 @@
   reference rows source vs driver (another person) and source vs another frame of the same person;
 * **disentanglement**: ridge probes (:mod:`vasa.eval.probes`) fit on val clips and scored on test
   clips -- ``z_pose`` -> yaw/pitch/roll, ``z_dyn`` -> jaw/blink, and the cross probes ``z_pose`` -> jaw,
-  ``z_dyn`` -> yaw, with the issue's bars (``LATENT_BARS``);
+  ``z_dyn`` -> yaw, with the issue's bars (``LATENT_BARS``); the same table with a nonlinear
+  k-nearest-neighbour probe (``probes_knn``, no bars: what a linear read-out cannot see);
 * **partial transfer**: pose-only transfer must keep the source's mouth opening (MediaPipe face
   mesh) and take the driver's head angle; dynamics-only transfer must keep the source's head angle
   (read by the val-fitted yaw probe) and take the driver's mouth.
@@ -311,11 +312,13 @@ def probes(fit: dict[str, np.ndarray], ev: dict[str, np.ndarray]) -> dict[str, A
     table = probe_table({k: (fit[k], ev[k]) for k in ("z_pose", "z_dyn")},
                         {k: (tf[k], te[k]) for k in tf}, groups_fit=fit["group"])
     table = {c: {t: (v if np.isfinite(v) else None) for t, v in row.items()} for c, row in table.items()}  # JSON
+    knn = probe_table({k: (fit[k], ev[k]) for k in ("z_pose", "z_dyn")}, {k: (tf[k], te[k]) for k in tf}, kind="knn")
+    knn = {c: {t: (v if np.isfinite(v) else None) for t, v in row.items()} for c, row in knn.items()}
     bars = {}
     for b in LATENT_BARS:
         r2 = table[b.code][b.target]
         bars[f"{b.code}->{b.target} {b.op} {b.bar}"] = dict(r2=r2, passed=b.passed(r2))
-    return dict(table=table, bars=bars, all_passed=all(v["passed"] for v in bars.values()))
+    return dict(table=table, knn=knn, bars=bars, all_passed=all(v["passed"] for v in bars.values()))
 
 
 # ----------------------------------------------------------------------------- partial transfer
@@ -397,7 +400,7 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
         for name, g in grids.items():
             save_png(Path(figures_dir) / f"{name}.png", g)
     metrics = dict(self_reenactment=sr["metrics"], mouth=mr["metrics"], cross_identity=ci["metrics"], probes=pr["table"],
-                   probe_bars=pr["bars"], probes_passed=pr["all_passed"], transfer=pt["metrics"])
+                   probes_knn=pr["knn"], probe_bars=pr["bars"], probes_passed=pr["all_passed"], transfer=pt["metrics"])
     arrays = dict(self_reenactment=sr["arrays"], mouth=mr["arrays"], csim=ci["arrays"]["csim"], transfer=pt["arrays"],
                   probe_fit=fit, probe_eval=ev)
     return dict(metrics=metrics, arrays=arrays, grids=grids)

@@ -31,7 +31,10 @@ yaw in ``z_dyn`` (probe R^2 0.90). So (:func:`dyn_targets`):
 Estimation runs once per (corpus, split, frames per clip) on ``frames`` evenly spaced frames of every
 speech clip (MediaPipe: ~11 ms/frame/core) and is cached as ``<work_dir>/guidance-<split>.npz``
 (uncompressed, no pickles) + a JSON sidecar with the settings; pairs for training are then drawn among
-the guided frames (:class:`vasa.data.frames.FramePairs` ``frames=``).
+the guided frames (:class:`vasa.data.frames.FramePairs` ``frames=``). The same MediaPipe pass keeps the
+lip and eye contours of every guided frame (``regions``: N x ``REGION_POINTS`` x 2, fractions of the
+frame, NaN without a face): ``blend_regions: landmarks`` draws the per-frame regions the ``src_blend``
+mask must stay out of from them (:func:`vasa.latent.mouth.region_mask`).
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ DYN_NAMES = ("mouth", "eyes_closed", "gaze_h", "gaze_v")  # the pose-free dynami
 GUIDE_NAMES = POSE_NAMES + DYN_NAMES
 RAW_DYN_NAMES = RAW_NAMES[len(POSE_NAMES):]  # targets="raw": MediaPipe's measures, standardised only
 TARGETS = ("raw", "pose_free")
-FORMAT = 1  # of the cache (raw estimates); the targets are derived from it on load
+FORMAT = 2  # of the cache (raw estimates + region contours); the targets are derived from it on load
+REGION_POINTS = 52  # lips (20) + both eyes (16 + 16): vasa.latent.mouth.LIP_INDICES + EYE_INDICES
 
 
 def guided_frames(n_frames: int, frames: int) -> np.ndarray:
@@ -67,12 +71,16 @@ def guided_frames(n_frames: int, frames: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, n_frames - 1, frames)).astype(np.int64))
 
 
-def _estimate_clips(args: tuple[str, list[tuple[str, str, int, int]], int]) -> list[tuple[str, int, np.ndarray]]:
-    """Worker: (corpus root, [(clip id, shard, index in shard, n_frames)], frames) -> per-frame raw rows."""
+def _estimate_clips(args: tuple[str, list[tuple[str, str, int, int]], int]) -> list[tuple[str, int, np.ndarray, np.ndarray]]:
+    """Worker: (corpus root, [(clip id, shard, index in shard, n_frames)], frames) -> per-frame raw rows
+    and region contours (``REGION_POINTS`` x 2, fractions of the frame)."""
     root, clips, frames = args
     from vasa.data.frames import _ShardView
     from vasa.eval.landmarks import FaceMesh
     from vasa.ingest.labels import PoseSolver, measure
+    from vasa.latent.mouth import EYE_INDICES, LIP_INDICES
+
+    contour = list(LIP_INDICES) + list(EYE_INDICES)
 
     mesh, out, shards = FaceMesh(static=True), [], {}
     try:
@@ -84,12 +92,14 @@ def _estimate_clips(args: tuple[str, list[tuple[str, str, int, int]], int]) -> l
                 img = sh.frame(int(sh.clip_offsets[index]) + int(t))
                 res = mesh.process(img)
                 row = np.full(len(RAW_NAMES), np.nan, np.float32)
+                pts = np.full((REGION_POINTS, 2), np.nan, np.float32)
                 if res is not None:
                     solver = PoseSolver(img.shape[1], img.shape[0])
                     m = measure(res.landmarks, solver)
                     row[:] = [math.radians(m.yaw), math.radians(m.pitch), math.radians(m.roll), m.mouth,
                               m.ear_l, m.ear_r, m.gaze_h, m.gaze_v]
-                out.append((cid, int(t), row))
+                    pts[:] = np.asarray(res.landmarks, np.float64)[contour, :2] / [img.shape[1], img.shape[0]]
+                out.append((cid, int(t), row, pts))
     finally:
         mesh.close()
     return out
@@ -130,8 +140,12 @@ class Guidance:
     raw measures ``RAW_NAMES``.
     """
 
-    def __init__(self, clip_ids: np.ndarray, frame_idx: np.ndarray, raw: np.ndarray, targets: str = "raw"):
+    def __init__(self, clip_ids: np.ndarray, frame_idx: np.ndarray, raw: np.ndarray, targets: str = "raw",
+                 regions: np.ndarray | None = None):
         self.clip_ids, self.frame_idx, self.raw = clip_ids, frame_idx.astype(np.int64), raw.astype(np.float32)
+        self.regions = None if regions is None else np.asarray(regions, np.float32)  # N x REGION_POINTS x 2
+        if self.regions is not None and self.regions.shape != (len(self.raw), REGION_POINTS, 2):
+            raise VasaError(f"guidance regions need shape (N, {REGION_POINTS}, 2), got {self.regions.shape}")
         if self.raw.ndim != 2 or self.raw.shape[1] != len(RAW_NAMES):
             raise VasaError(f"guidance estimates need {len(RAW_NAMES)} columns {RAW_NAMES}, got shape {self.raw.shape}")
         if targets not in TARGETS:
@@ -158,10 +172,17 @@ class Guidance:
         i = self._index.get((str(clip_id), int(t)))
         return self.targets[i] if i is not None else np.full(len(self.names), np.nan, np.float32)
 
+    def region_points(self, clip_id: str, t: int) -> np.ndarray:
+        """``REGION_POINTS`` x 2 lip + eye contour of a guided frame (fractions; NaN: no face or no regions)."""
+        i = self._index.get((str(clip_id), int(t)))
+        if i is None or self.regions is None:
+            return np.full((REGION_POINTS, 2), np.nan, np.float32)
+        return self.regions[i]
+
     @classmethod
     def load(cls, path: str | Path, targets: str = "raw") -> "Guidance":
         with np.load(path, allow_pickle=False) as z:
-            return cls(z["clip_ids"], z["frame_idx"], z["raw"], targets)
+            return cls(z["clip_ids"], z["frame_idx"], z["raw"], targets, z["regions"] if "regions" in z else None)
 
 
 def _settings_key(corpus: Corpus, split: str, frames: int) -> str:
@@ -202,13 +223,14 @@ def estimate_guidance(corpus: str | Path, split: str = "train", frames: int = 16
     clip_ids = np.array([r[0] for r in rows])
     frame_idx = np.array([r[1] for r in rows], np.int64)
     raw = np.stack([r[2] for r in rows]) if rows else np.zeros((0, len(RAW_NAMES)), np.float32)
+    regions = np.stack([r[3] for r in rows]) if rows else np.zeros((0, REGION_POINTS, 2), np.float32)
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, clip_ids=clip_ids, frame_idx=frame_idx, raw=raw)
+    np.savez(buf, clip_ids=clip_ids, frame_idx=frame_idx, raw=raw, regions=regions)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_bytes(path, buf.getvalue())
-    g = Guidance(clip_ids, frame_idx, raw)
+    g = Guidance(clip_ids, frame_idx, raw, regions=regions)
     write_json(meta_path, dict(key=key, split=split, frames=frames, names=list(RAW_NAMES), count=len(g),
                                found=g.found_rate()))
     return g

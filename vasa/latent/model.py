@@ -32,6 +32,7 @@ from vasa.latent.config import LatentModelConfig, latent_config
 from vasa.latent.encoders import AppearanceEncoder, IdentityEncoder, MotionEncoder
 from vasa.latent.generator import FaceDecoder
 from vasa.latent.pose import POSE_LAYOUTS
+from vasa.latent.residual import PoseResidual
 
 PARTS = ("pose", "dyn")
 
@@ -96,23 +97,36 @@ class FaceLatentModel(nn.Module, LatentSpace):
         self.E_id = IdentityEncoder(self.cfg)  # -> z_id
         self.E_mot = MotionEncoder(self.cfg)  # -> z_pose, z_dyn
         self.G = FaceDecoder(self.cfg)  # (V_app, z_id, z_pose, z_dyn) -> image
+        # dyn_residual: public z_dyn = E_mot's raw code minus its pose trend (fitted at export; identity before)
+        self.dyn_res = PoseResidual(self.cfg.pose_dim, self.cfg.dyn_dim) if self.cfg.dyn_residual else None
         self.pose_dim, self.dyn_dim = self.cfg.pose_dim, self.cfg.dyn_dim
         self.pose_layout = POSE_LAYOUTS[self.cfg.rot_repr]
 
     # ---- the latent interface ----
+    def public_dyn(self, z_pose: torch.Tensor, z_dyn_raw: torch.Tensor) -> torch.Tensor:
+        """E_mot's raw dynamics code -> the public ``z_dyn`` (``dyn_residual``: the pose trend removed)."""
+        return z_dyn_raw if self.dyn_res is None else self.dyn_res.remove(z_pose, z_dyn_raw)
+
+    def raw_dyn(self, z_pose: torch.Tensor, z_dyn: torch.Tensor) -> torch.Tensor:
+        """The public ``z_dyn`` -> the raw code the networks read (inverse of :meth:`public_dyn`)."""
+        return z_dyn if self.dyn_res is None else self.dyn_res.restore(z_pose, z_dyn)
+
     def encode(self, img: torch.Tensor) -> dict[str, torch.Tensor]:
-        """All latents of a frame: V_app, z_id, z_pose, z_dyn (+ the canonicalisation flow)."""
-        z_pose, z_dyn = self.E_mot(img)
-        V_app, flow, disp = self.E_app.canonicalise(img, z_pose, z_dyn)
+        """All latents of a frame: V_app, z_id, z_pose, z_dyn (public), z_dyn_raw (E_mot's) (+ the
+        canonicalisation flow)."""
+        z_pose, z_dyn_raw = self.E_mot(img)
+        V_app, flow, disp = self.E_app.canonicalise(img, z_pose, z_dyn_raw)
         source = dict(image=img, disp=disp) if self.cfg.src_blend else None  # read by the decoder
-        return dict(V_app=V_app, z_id=self.E_id(img), z_pose=z_pose, z_dyn=z_dyn, flow_canon=flow, source=source)
+        return dict(V_app=V_app, z_id=self.E_id(img), z_pose=z_pose, z_dyn=self.public_dyn(z_pose, z_dyn_raw),
+                    z_dyn_raw=z_dyn_raw, flow_canon=flow, source=source)
 
     def encode_appearance(self, img):
         e = self.encode(img)
         return e["V_app"], e["z_id"]
 
     def encode_motion(self, img):
-        return self.E_mot(img)
+        z_pose, z_dyn_raw = self.E_mot(img)
+        return z_pose, self.public_dyn(z_pose, z_dyn_raw)
 
     def encode_source(self, img):
         """``{"image": B x 3 x S x S, "disp": B x 3 x D x H x W}`` with ``cfg.src_blend``, else None."""
@@ -122,7 +136,7 @@ class FaceLatentModel(nn.Module, LatentSpace):
         return dict(image=img, disp=self.E_app.canonicalise(img, z_pose, z_dyn)[2])
 
     def decode(self, V_app, z_id, z_pose, z_dyn, source=None):
-        return self.G(V_app, z_id, z_pose, z_dyn, source=source)
+        return self.G(V_app, z_id, z_pose, self.raw_dyn(z_pose, z_dyn), source=source)
 
     # ---- training ----
     def forward(self, source, driver, other=None, consistency: bool = False) -> dict[str, torch.Tensor]:
@@ -130,7 +144,8 @@ class FaceLatentModel(nn.Module, LatentSpace):
 
         Returns ``recon`` (B x 3 x S x S) and the intermediates the losses need: ``src``/``drv``
         latents (``z_pose_src``, ``z_dyn_src``, ``z_pose_drv``, ``z_dyn_drv``, ``V_app``, ``z_id``),
-        the coarse flows ``flow_canon`` / ``flow_drive`` (B x 3 x d x h x w). With ``consistency``:
+        the coarse flows ``flow_canon`` / ``flow_drive`` (B x 3 x d x h x w). Training reads E_mot's raw
+        ``z_dyn`` throughout (``dyn_residual`` is fitted afterwards). With ``consistency``:
         ``consist_a`` = decode(V_app^j, z_id^j, z_pose^i, z_dyn^j) and ``consist_b`` =
         decode(V_app^i, z_id^i, z_pose^i, z_dyn^j) (VASA-1's l_consist pair). With ``other`` (a
         frame of another identity): ``cross`` = source rendered with the other's motion
@@ -140,7 +155,7 @@ class FaceLatentModel(nn.Module, LatentSpace):
         src = s["source"]
         z_pose_d, z_dyn_d = self.E_mot(driver)
         r = self.G.render(s["V_app"], s["z_id"], z_pose_d, z_dyn_d, source=src)
-        out = dict(recon=r["image"], V_app=s["V_app"], z_id=s["z_id"], z_pose_src=s["z_pose"], z_dyn_src=s["z_dyn"],
+        out = dict(recon=r["image"], V_app=s["V_app"], z_id=s["z_id"], z_pose_src=s["z_pose"], z_dyn_src=s["z_dyn_raw"],
                    z_pose_drv=z_pose_d, z_dyn_drv=z_dyn_d, flow_canon=s["flow_canon"], flow_drive=r["flow"])
         if "mask" in r:  # src_blend: the blending mask, the warped source and the generated image (figures)
             out["blend_mask"], out["warped_src"], out["generated"] = r["mask"], r["warped_src"], r["generated"]

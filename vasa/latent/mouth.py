@@ -20,6 +20,16 @@ eye of a 128 x 128 frame, in ~4 % of the frames.
 >>> boxes = estimate_region_boxes(frames)                # {"mouth": box, "eyes": box}, one MediaPipe pass
 >>> loss = RegionLoss(box)(recon, driver)                # B x 3 x S x S in [-1, 1]
 >>> loss = BlendRegionLoss([box])(out["blend_mask"])      # src_blend: keep the copy out of the crops
+>>> w = region_mask(points, 128)                         # S x S: per-frame lips + eyes, dilated, feathered
+>>> loss = BlendRegionLoss([box])(out["blend_mask"], regions)   # per-frame regions (B x 1 x S x S)
+
+The boxes are one per corpus, so they must hold every frame's lips and eyes: the union of a whole
+split's positions plus a margin, a block from the eyebrows to the chin. Kept out of the ``src_blend``
+mask, that block is rendered (blurry) inside a sharp warped portrait, with a rectangular seam at its
+edge (README). ``blend_regions: landmarks`` uses each training pair's own contours instead
+(:func:`region_mask`: the lips' and each eye's convex hull, dilated by ``REGION_DILATE`` of the frame and
+feathered by a Gaussian of ``REGION_SIGMA``; the source's and the driver's regions united), from the
+same MediaPipe pass as the landmark guidance.
 """
 
 from __future__ import annotations
@@ -40,6 +50,33 @@ EYE_INDICES = (33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160
                362, 382, 381, 380, 374, 373, 390, 249, 263, 466, 388, 387, 386, 385, 384, 398)
 REGIONS = {"mouth": LIP_INDICES, "eyes": EYE_INDICES}
 MIN_SIDE = 16  # pixels: crops are upsampled to at least this side (the SSIM pyramid needs room)
+# the contours of region_mask, in the order the guidance cache stores them (vasa.latent.guidance.REGION_POINTS)
+REGION_PARTS = ((0, 20), (20, 36), (36, 52))  # lips, first eye, second eye
+REGION_DILATE = 0.04  # of the frame side: how far the region reaches past the contour (jaw and lid travel)
+REGION_SIGMA = 0.015  # of the frame side: the feathering of its edge
+
+
+def region_mask(points: np.ndarray, size: int, dilate: float = REGION_DILATE, sigma: float = REGION_SIGMA) -> np.ndarray:
+    """Lip and eye contours (52 x 2 fractions of the frame, ``REGION_PARTS``) -> ``size`` x ``size`` float32
+    weights in [0, 1]: each part's convex hull filled, dilated by ``dilate`` and feathered by ``sigma``
+    (fractions of the side). All zero when the points hold a NaN (no face found)."""
+    import cv2
+
+    pts = np.asarray(points, np.float64)
+    if pts.shape != (REGION_PARTS[-1][1], 2):
+        raise VasaError(f"region contours must be {REGION_PARTS[-1][1]} x 2 points, got {pts.shape}")
+    m = np.zeros((size, size), np.uint8)
+    if not np.isfinite(pts).all():
+        return m.astype(np.float32)
+    for a, b in REGION_PARTS:
+        hull = cv2.convexHull(np.round(pts[a:b] * size * 16).astype(np.int32))  # 4 bits of sub-pixel precision
+        cv2.fillConvexPoly(m, hull, 255, lineType=cv2.LINE_AA, shift=4)
+    r = int(round(dilate * size))
+    if r > 0:
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+    s = sigma * size
+    out = cv2.GaussianBlur(m.astype(np.float32) / 255.0, (0, 0), s) if s > 0 else m.astype(np.float32) / 255.0
+    return np.clip(out, 0.0, 1.0)
 
 
 def landmark_box(landmarks: np.ndarray, indices, width: int, height: int) -> tuple[float, float, float, float]:
@@ -128,13 +165,24 @@ class RegionLoss:
 
 class BlendRegionLoss:
     """Mean of a ``src_blend`` mask (B x 1 x S x S, 1 = the warped source) inside the crops ``boxes``: pushes
-    the copy out of the lips and eyes, whose dynamics the decoder must render (0 iff the mask is 0 there)."""
+    the copy out of the lips and eyes, whose dynamics the decoder must render (0 iff the mask is 0 there).
+
+    With ``regions`` (B x 1 x S' x S' weights, :func:`region_mask`) the mean is weighted by each item's
+    own region instead; items whose region is all zero (no face found) fall back to the boxes."""
 
     def __init__(self, boxes):
         self.boxes = [check_box(b) for b in boxes]
 
-    def __call__(self, mask: torch.Tensor) -> torch.Tensor:
-        return torch.stack([crop_box(mask, b).mean() for b in self.boxes]).mean()
+    def __call__(self, mask: torch.Tensor, regions: torch.Tensor | None = None) -> torch.Tensor:
+        if regions is None:
+            return torch.stack([crop_box(mask, b).mean() for b in self.boxes]).mean()
+        w = regions.to(mask.dtype)
+        if w.shape[-2:] != mask.shape[-2:]:
+            w = F.interpolate(w, size=mask.shape[-2:], mode="bilinear", align_corners=False)
+        box = torch.stack([crop_box(mask, b).flatten(1).mean(1) for b in self.boxes]).mean(0)  # B
+        total = w.flatten(1).sum(1)  # B
+        own = (mask * w).flatten(1).sum(1) / total.clamp_min(1e-6)
+        return torch.where(total > 1e-6, own, box).mean()
 
 
 def corpus_region_boxes(corpus: str, split: str = "train", frames: int = 64, seed: int = 0,

@@ -22,6 +22,9 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
                 off before step leak_start, then ramped up linearly over leak_ramp steps (:func:`leak_ramp`)
     guidance  = w_guide * GuidanceLoss: MediaPipe landmark estimates (yaw/pitch/roll -> z_pose, pose-free
                 mouth / eyes closed / gaze -> the first 4 z_dyn channels) on the guided frames (vasa.latent.guidance)
+    blend     = w_blend_regions * BlendRegionLoss: the src_blend mask (the share copied from the warped source)
+                inside the lips and eyes, which must be rendered: the corpus's crops (blend_regions "box") or
+                each pair's own MediaPipe contours from the guidance cache ("landmarks", item "regions")
     optional  = w_sup_pose * SupervisedPoseLoss (ground-truth labels; 0 by default, an ablation)
 
 No ground-truth label enters the default losses; labels are only read by the evaluation. The
@@ -45,6 +48,7 @@ from vasa.latent.config import latent_config
 from vasa.latent.model import FaceLatentModel
 from vasa.train import OptimGroup, TrainTask
 
+BLEND_REGIONS = ("box", "landmarks")  # where the src_blend mask is kept out: corpus boxes, or per-frame contours
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
                 "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_blend_regions", "w_leak",
                 "leak_start", "leak_ramp")
@@ -81,7 +85,8 @@ class LatentTask(TrainTask):
                  dataset_size: int = 100_000, lr_disc: float = 2e-4, identity: str | None = None,
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
                  mouth_box: tuple | list | None = None, eyes_box: tuple | list | None = None,
-                 model: dict | None = None, guide_targets: str = "raw", **weights: float):
+                 model: dict | None = None, guide_targets: str = "raw", blend_regions: str = "box",
+                 **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
@@ -101,6 +106,12 @@ class LatentTask(TrainTask):
         self.mouth, self.mouth_box = self._region("w_mouth", mouth_box, "mouth crop")
         self.eyes, self.eyes_box = self._region("w_eyes", eyes_box, "eye crop")
         self.blend_regions = None  # src_blend: the mask is pushed out of the mouth and eye crops
+        if blend_regions not in BLEND_REGIONS:
+            raise VasaError(f"blend_regions must be one of {BLEND_REGIONS}, got {blend_regions!r}")
+        if blend_regions == "landmarks" and self.w["w_blend_regions"] > 0 and not guidance:
+            raise VasaError("blend_regions: landmarks needs the landmark guidance cache (w_guide > 0), "
+                            "or use blend_regions: box")
+        self.region_kind = blend_regions
         if self.w["w_blend_regions"] > 0:
             if mouth_box is None or eyes_box is None:
                 raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")
@@ -159,8 +170,12 @@ class LatentTask(TrainTask):
         if self.guidance and self._guide is None:
             from vasa.latent.guidance import Guidance
             self._guide = Guidance.load(self.guidance, self.guide_targets)
+        region_fn = None
+        if self.blend_regions is not None and self.region_kind == "landmarks":
+            from vasa.latent.mouth import region_mask
+            region_fn = region_mask
         return FramePairs(self.corpus, "train", kind=tuple(self.kinds), size=self.dataset_size, seed=self.seed,
-                          with_params=self.sup is not None, resize=self.resize, guide=self._guide)
+                          with_params=self.sup is not None, resize=self.resize, guide=self._guide, region_fn=region_fn)
 
     def loss(self, m: dict[str, nn.Module], batch: dict[str, torch.Tensor], step: int, **kw: Any):
         w, model = self.w, m["model"]
@@ -184,7 +199,7 @@ class LatentTask(TrainTask):
             gen = gen + w["w_eyes"] * ey
             metrics["eyes"] = ey
         if self.blend_regions is not None and "blend_mask" in out:  # src_blend: lips and eyes are rendered
-            br = self.blend_regions(out["blend_mask"])
+            br = self.blend_regions(out["blend_mask"], batch.get("regions"))
             gen = gen + w["w_blend_regions"] * br
             metrics["blend_regions"] = br
         if do_consist:
@@ -272,5 +287,5 @@ class LatentTask(TrainTask):
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
                     seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, eyes_box=self.eyes_box,
-                    guide_targets=self.guide_targets, model=self.model_cfg.to_dict(),
+                    guide_targets=self.guide_targets, blend_regions=self.region_kind, model=self.model_cfg.to_dict(),
                     **self.w)

@@ -68,6 +68,7 @@ def train_latent(
     w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
     w_eyes: float = 0.0,                   # the eyes' own reconstruction term on an eye crop (blinks)
     w_blend_regions: float = 0.0,          # src_blend: mask inside the mouth + eye crops (the copy kept out)
+    blend_regions: str = "box",            # "box": one crop per corpus | "landmarks": each pair's lip + eye contours
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
     log_every: int = 25,
     sample_every: int = 400,
@@ -126,7 +127,7 @@ def train_latent(
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
                       identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 or regions else None,
                       eyes_box=boxes.get("eyes") if w_eyes > 0 or regions else None, model=model,
-                      guide_targets=guide_targets, **weights)
+                      guide_targets=guide_targets, blend_regions=blend_regions, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
@@ -137,7 +138,10 @@ def train_latent(
     summary.update(latent=metrics, seconds=seconds,
                    steps_per_s=(metrics["step"] - start) / seconds if seconds > 0 else 0.0)
     if metrics["step"] == steps:
-        export_latent(work_dir, out, task, steps)
+        export_latent(work_dir, out, task, steps, progress=progress)
+        fit = load_pretrained(out)[0].get("dyn_residual")
+        if fit:
+            summary["dyn_residual"] = fit
     return summary
 
 
@@ -146,8 +150,10 @@ def _current_step(work_dir: str | Path) -> int:
     return 0 if path is None else int(path.name.split("-")[-1])
 
 
-def export_latent(work_dir: str | Path, out: str | Path, task: LatentTask, steps: int) -> Path:
-    """Write the EMA weights of the newest checkpoint's ``model`` to ``out`` (save_pretrained layout)."""
+def export_latent(work_dir: str | Path, out: str | Path, task: LatentTask, steps: int, progress: bool = True) -> Path:
+    """Write the EMA weights of the newest checkpoint's ``model`` to ``out`` (save_pretrained layout).
+    With ``dyn_residual`` the pose trend of ``z_dyn`` is fitted first, on the training split's frames
+    (:func:`vasa.latent.residual.fit_on_corpus`; its summary goes into ``config.json``)."""
     path = latest_checkpoint(Path(work_dir) / "checkpoints")
     if path is None:
         raise VasaError(f"no checkpoint in {work_dir}: train first")
@@ -156,6 +162,10 @@ def export_latent(work_dir: str | Path, out: str | Path, task: LatentTask, steps
     load_module_tensors({"model": model}, c.ema or c.weights)
     cfg = {"latent": task.model_cfg.to_dict(), "size": task.size, "task": task.config(),
            "train": c.state["config"]["train"], "steps": c.step}
+    if model.dyn_res is not None:
+        from vasa.latent.residual import fit_on_corpus
+
+        cfg["dyn_residual"] = fit_on_corpus(model, task.corpus, "train", progress=progress)
     return save_pretrained(out, {"model": model}, cfg)
 
 
