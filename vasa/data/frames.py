@@ -153,7 +153,7 @@ class FramePairs(Dataset):
         if self.region_fn is not None:  # the source's and the driver's regions united: 1 x S x S
             s = drv.shape[-1]
             a, b = (self.region_fn(self.guide.region_points(cid, t), s) for t in (i, j))
-            both = np.maximum(a, b) if a.any() and b.any() else np.zeros_like(a)  # no face in either: none
+            both = np.maximum(a, b) if a.any() and b.any() else np.zeros_like(a)  # a face missed in either: none (loss falls back to boxes)
             item["regions"] = torch.from_numpy(both[None].astype(np.float32))
         item.update(source=src, driver=drv, other=oth, identity=int(self.clip_ident[c]),
                     other_identity=int(self.clip_ident[o]))

@@ -16,8 +16,8 @@ three angles), and the public code is the residual::
 so ``decode(encode(x))`` is unchanged (the two maps are exact inverses for a given ``z_pose``), the
 mean of ``z_dyn`` is kept, and on the fit frames ``z_dyn`` is uncorrelated with every feature of the
 pose. What it changes is what a *swap* means: the part of the raw code that follows the head's angle
-is re-derived from whichever ``z_pose`` is decoded, so dynamics-only transfer no longer drags the
-driver's head angle along, and the motion model generates dynamics that need not mirror the pose.
+is re-derived from whichever ``z_pose`` is decoded (measured on the default model, the transfers'
+head angle moves only slightly: README), and the motion model generates dynamics that need not mirror the pose.
 It is linear in the features, so a nonlinear function of the pose can survive in ``z_dyn``; the
 evaluation reports a nonlinear (k-nearest-neighbour) probe next to the linear ones for that reason.
 
