@@ -100,3 +100,5 @@ def test_knn_probe_reads_what_a_linear_probe_cannot():
         probe_table({"z": (x_fit, x_ev)}, {"a": (y_fit, y_ev)}, kind="mlp")
     with pytest.raises(ValueError, match="needs at least 15 fit frames"):
         KNNProbe().fit(x_fit[:5], y_fit[:5])
+    small = probe_table({"z": (x_fit[:8], x_ev)}, {"a": (y_fit[:8], y_ev)}, kind="knn")  # smoke-sized fit set
+    assert np.isnan(small["z"]["a"])

@@ -144,12 +144,15 @@ def probe_table(codes: dict[str, tuple[np.ndarray, np.ndarray]], targets: dict[s
     (:class:`RidgeProbe`) or "knn" (:class:`KNNProbe`).
 
     codes: ``{name: (fit N_f x D, eval N_e x D)}``; targets: ``{name: (fit N_f, eval N_e)}``.
+    A k-NN row is NaN (undefined) when the fit set has fewer than ``KNNProbe.k`` frames (smoke runs).
     """
     if kind not in ("linear", "knn"):
         raise ValueError(f"probe kind must be 'linear' or 'knn', got {kind!r}")
     out: dict[str, dict[str, float]] = {}
     for cname, (cf, ce) in codes.items():
-        if kind == "knn":
+        if kind == "knn" and len(cf) < KNNProbe.k:  # too few fit frames for k neighbours: undefined
+            out[cname] = {tname: float("nan") for tname in targets}
+        elif kind == "knn":
             probe = KNNProbe().fit(cf, np.stack([tf for tf, _ in targets.values()], 1))
             r2 = probe.score(ce, np.stack([te for _, te in targets.values()], 1))
             out[cname] = {tname: float(v) for tname, v in zip(targets, r2)}
