@@ -25,7 +25,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vasa.latent.evaluate import clip_codes, mouth_reenactment, probes, self_reenactment  # noqa: E402
+from vasa.latent.guidance import Guidance, estimate_guidance  # noqa: E402
 from vasa.latent.model import FaceLatentModel  # noqa: E402
+from vasa.latent.residual import fit_on_corpus  # noqa: E402
 from vasa.latent.task import LatentTask  # noqa: E402
 from vasa.latent.train import load_latent  # noqa: E402
 from vasa.train import load_pretrained, train  # noqa: E402
@@ -60,6 +62,32 @@ copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume path
         return mods
 
 
+def guidance_fit(net, corpus: str, test_guidance: str) -> dict[str, float]:
+    """Correlation of each guided channel (z_pose yaw/pitch/roll, z_dyn[:, :5]) with its MediaPipe
+    measure on the test split's guided frames: how closely the encoder follows its guidance."""
+    import numpy as np
+
+    from vasa.data.corpus import Corpus
+    from vasa.data.frames import to_tensor
+    from vasa.latent.guidance import RAW_NAMES
+
+    g = Guidance.load(test_guidance) if Path(test_guidance).is_file() else \
+        estimate_guidance(corpus, "test", 16, str(Path(test_guidance).parent), workers=1, progress=False)
+    c, zp, zd = Corpus(corpus), [], []
+    for cid, idx in g.frames.items():
+        x = torch.stack([to_tensor(f) for f in c.load_clip(cid).frames[idx]])
+        with torch.no_grad():
+            p, d = net.E_mot(x)  # the raw codes: what the guidance acts on
+        zp.append(p.numpy())
+        zd.append(d.numpy())
+    codes = np.concatenate([np.concatenate(zp)[:, :3], np.concatenate(zd)[:, :len(RAW_NAMES) - 3]], 1)
+    out = {}
+    for k, n in enumerate(RAW_NAMES):
+        ok = np.isfinite(g.raw[:, k])
+        out[n] = float(np.corrcoef(codes[ok, k], g.raw[ok, k])[0, 1])
+    return out
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="models/latent")
@@ -85,13 +113,17 @@ def main(argv: list[str] | None = None) -> dict:
         pairs = [x.split("=") for x in kv.split(",") if x]
         w = dict(base_w, **{k: float(v) for k, v in pairs if not k.startswith("model.")})
         model_over = {k[len("model."):]: json.loads(v) for k, v in pairs if k.startswith("model.")}
-        if (w.get("w_mouth", 0) > 0 or w.get("w_eyes", 0) > 0) and not boxes:
+        if cfg["task"].get("mouth_box") and cfg["task"].get("eyes_box"):  # the crops the model was trained with
+            boxes = dict(mouth=cfg["task"]["mouth_box"], eyes=cfg["task"]["eyes_box"])
+        if (w.get("w_mouth", 0) > 0 or w.get("w_eyes", 0) > 0 or w.get("w_blend_regions", 0) > 0) and not boxes:
             from vasa.latent.mouth import corpus_region_boxes
             boxes = corpus_region_boxes(a.corpus, "train", 64, 0)
         task = FineTuneTask(a.model, a.corpus, cfg["task"]["size"], "5d", ["speech"], dataset_size=a.steps * a.batch,
                             identity=cfg["task"].get("identity") if w.get("w_cross_id", 0) > 0 else None,
-                            guidance=a.guidance, seed=0, mouth_box=boxes.get("mouth") if w.get("w_mouth", 0) > 0 else None,
-                            eyes_box=boxes.get("eyes") if w.get("w_eyes", 0) > 0 else None, **w,
+                            guidance=a.guidance, seed=0, mouth_box=boxes.get("mouth") if w.get("w_mouth", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
+                            eyes_box=boxes.get("eyes") if w.get("w_eyes", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
+                            blend_regions=cfg["task"].get("blend_regions", "box"),
+                            guide_targets=cfg["task"].get("guide_targets", "raw"), **w,
                             model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"} | model_over)
         t0 = time.time()
         work = Path(a.work) / name
@@ -100,17 +132,21 @@ def main(argv: list[str] | None = None) -> dict:
               export=True, checkpoint_every=0)
         net = FaceLatentModel(task.model_cfg)
         load_pretrained(work / "model", {"model": net})
+        if net.dyn_res is not None:  # re-fit the pose trend of z_dyn on the fine-tuned encoder (as the stage does)
+            fit_on_corpus(net, a.corpus, "train", progress=False)
         net.eval().requires_grad_(False)
+        gfit = guidance_fit(net, a.corpus, a.guidance.replace("-train", "-test"))
         sr = self_reenactment(net, a.corpus, 256, 0, progress=False)["metrics"]
         mr = mouth_reenactment(net, a.corpus, 64, 0)["metrics"]
         pr = probes(clip_codes(net, a.corpus, "val", 40, progress=False), clip_codes(net, a.corpus, "test", 40, progress=False))
         report["variants"][name] = dict(weights_changed={k: w[k] for k in w if w[k] != base_w.get(k)}, model_changed=model_over,
                                         psnr=sr["psnr"], ssim=sr["ssim"], psnr_auto=sr["psnr_auto"], mouth_psnr=mr["mouth_psnr"],
-                                        probes=pr["table"], seconds=round(time.time() - t0, 1))
+                                        probes=pr["table"], guidance_fit=gfit, seconds=round(time.time() - t0, 1))
         print(name, json.dumps(report["variants"][name]), flush=True)
     start = load_latent(a.model)
     pr0 = probes(clip_codes(start, a.corpus, "val", 40, progress=False), clip_codes(start, a.corpus, "test", 40, progress=False))
     report["start_probes"] = pr0["table"]
+    report["start_guidance_fit"] = guidance_fit(start, a.corpus, a.guidance.replace("-train", "-test"))
     Path(a.out).write_text(json.dumps(report, indent=1))
     return report
 

@@ -66,7 +66,13 @@ def test_frechet_distance_known_values():
 def test_mean_ci_and_control_fits():
     r = M.mean_ci([1.0, 2.0, 3.0, float("nan")])
     assert r["mean"] == 2.0 and r["n"] == 3 and r["ci"] == pytest.approx(4.3027 / np.sqrt(3), rel=1e-3)
-    assert M.mean_ci([]) ["n"] == 0 and M.mean_ci([5.0]) == {"mean": 5.0, "ci": 0.0, "n": 1}
+    assert M.mean_ci([]) ["n"] == 0 and M.mean_ci([5.0]) == {"mean": 5.0, "ci": 0.0, "n": 1, "median": 5.0}
+    assert M.mean_ci([1.0, 2.0, 30.0])["median"] == 2.0
+    # one broken clip among six (the test_en pose std of an evaluation run): flagged, the spread is not
+    pose_std = [0.573, 15.147, 0.532, 0.864, 0.42, 0.565, float("nan")]
+    assert M.robust_outliers(pose_std).tolist() == [1]
+    assert M.robust_outliers([1.0, 1.0, 1.0, 1.01]).size == 0  # the |median| floor: no noise flagged
+    assert M.robust_outliers([1.0, 50.0]).size == 0  # too few values to tell
     f = M.monotonic_fit([0.8, 0.9, 1.0, 1.1], [0.82, 0.9, 1.01, 1.12])
     assert f["spearman"] == pytest.approx(1.0) and f["r2"] > 0.99
     assert M.angle_error([[0, 0], [10, 0]], [[3, 4], [10, 0]]) == pytest.approx(2.5)
@@ -186,3 +192,20 @@ def test_vasa_row_is_repeatable(tmp_path):
     assert a.shape[0] == 25 and np.array_equal(a, b)
     c, _ = vasa_row(bundle, portrait, audio, dict(kw, seed=1))
     assert not np.array_equal(a, c)
+
+
+def test_outlying_items_are_named_and_marked_in_the_table():
+    from vasa.eval.harness import Results, _table, outliers
+    from vasa.eval.report import markdown_table
+
+    recs = [dict(set="test_en", row="vasa_50", item=f"s{k}", dp=v, s_c=0.4) for k, v in
+            enumerate([0.36, 6.9, 0.34, 0.64, 0.19, 0.41])]
+    out = outliers(recs)
+    assert [(o["item"], o["metric"]) for o in out] == [("s1", "dp")] and out[0]["median"] == pytest.approx(0.385)
+    table = _table(recs)
+    assert table["test_en"]["vasa_50"]["dp"]["median"] == pytest.approx(0.385)
+    res = Results({"sets": {}}, recs, table, {}, {}, {}, {}, {}, {}, {}, out)
+    md = markdown_table(res, "test_en")
+    assert "(median 0.385)" in md  # the mean (1.47) is pulled outside the bulk: the median is shown
+    assert res.metrics()["test_en"]["vasa_50"]["dp_median"] == pytest.approx(0.385)
+    assert res.metrics()["outlier_values"] == 1 and res.to_json()["outliers"] == out

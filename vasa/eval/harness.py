@@ -6,7 +6,10 @@ on the long set), measures it (:class:`vasa.eval.measure.VideoMeasurer`: the fir
 or the last ones of a long video, whose identity drift uses the whole minute), sweeps the controls,
 and aggregates:
 
-* ``table[set][row][metric] = {mean, ci, n}`` (per-item values, Student-t 95 % half-width);
+* ``table[set][row][metric] = {mean, ci, n, median}`` (per-item values, Student-t 95 % half-width);
+* ``outliers``: the (set, row, item, metric) values more than 5 robust SDs from their row's median
+  (:func:`vasa.eval.metrics.robust_outliers`): with six items per set one clip whose face the
+  trackers lose can double a row's mean dP or jitter, and the report names it;
 * ``best[set][metric] = row`` by the metric's direction (:data:`METRICS`): higher, lower, or closest
   to the ground-truth row (motion statistics such as dP, where real video is the target; sets
   without a ground truth compare with the ``test_en`` ground truth). The ground-truth row itself
@@ -44,6 +47,7 @@ from vasa.io.atomic import write_json
 from vasa.synth.params import EMOTIONS
 
 FPS, SPF = 25, 640
+MEDIAN_METRICS = ("s_c", "dp", "pose_std", "jitter", "mouth_jaw_r")  # outlier-sensitive: medians in the DVC metrics
 REFERENCE_ROWS = ("gt", "latent_recon")  # references, not contenders: never marked best
 # metric -> "max" | "min" | "gt" (closest to the ground-truth row is best)
 METRICS: dict[str, str] = {
@@ -71,26 +75,32 @@ class Results:
     availability: dict
     samples: dict  # (set, item id) -> {"audio": ..., "portrait": ..., rows: frames}
     timing: dict = field(default_factory=dict)
+    outliers: list = field(default_factory=list)  # {set, row, item, metric, value, median}
 
     def to_json(self) -> dict:
         recs = [{k: v for k, v in r.items() if not k.startswith("_")} for r in self.records]
         ctrl = {row: {k: v for k, v in c.items() if not k.startswith("_")} for row, c in self.controls.items()}
         return dict(table=self.table, best=self.best, fd=self.fd, per_language=self.per_language, controls=ctrl,
-                    availability=self.availability, timing=self.timing, records=recs,
+                    availability=self.availability, timing=self.timing, records=recs, outliers=self.outliers,
                     testsets={k: [it["id"] for it in s["items"]] for k, s in self.manifest["sets"].items()},
                     skipped_sets=self.manifest.get("skipped", {}))
 
     def metrics(self) -> dict:
-        """Compact DVC metrics: means per set / row / metric, FD, controls, per-language S_C."""
+        """Compact DVC metrics: means per set / row / metric (medians too for :data:`MEDIAN_METRICS`), FD,
+        controls, per-language S_C, the number of outlying item values."""
         out: dict = {}
         for s, rows in self.table.items():
             out[s] = {r: {m: _r(v["mean"]) for m, v in ms.items()} for r, ms in rows.items()}
+            for r, ms in rows.items():
+                out[s][r].update({f"{m}_median": _r(v.get("median", float("nan")))
+                                  for m, v in ms.items() if m in MEDIAN_METRICS})
             for r, v in self.fd.get(s, {}).items():
                 out[s].setdefault(r, {})["fd"] = _r(v["mean"])
         out["controls"] = {row: {k: _r(v) for k, v in c.items() if not k.startswith("_") and isinstance(v, float)}
                            for row, c in self.controls.items()}
         out["per_language_s_c"] = {row: {k: _r(v["mean"]) for k, v in d.items()}
                                    for row, d in self.per_language.items()}
+        out["outlier_values"] = len(self.outliers)
         return out
 
 
@@ -257,9 +267,27 @@ def evaluate(
             per_lang.setdefault(r["row"], {}).setdefault(r["language"], []).append(r["s_c"])
     per_lang = {row: {lang: M.mean_ci(v) for lang, v in sorted(d.items())} for row, d in per_lang.items()}
     timing["seconds"] = time.perf_counter() - t0
-    res = Results(manifest, records, table, best, _fd(records, seed=seed), per_lang, controls, avail, samples, timing)
+    res = Results(manifest, records, table, best, _fd(records, seed=seed), per_lang, controls, avail, samples, timing,
+                  outliers(records))
     write_json(out_p / "results.json", _jsonable(res.to_json()))
     return res
+
+
+def outliers(records: list[dict], z: float = 5.0) -> list[dict]:
+    """Per (set, row, metric): the items whose value lies more than ``z`` robust SDs from the row's
+    median (:func:`vasa.eval.metrics.robust_outliers`), as ``{set, row, item, metric, value, median}``."""
+    groups: dict = {}
+    for r in records:
+        for m in METRICS:
+            if m in r and isinstance(r[m], (int, float)) and m != "fps":
+                groups.setdefault((r["set"], r["row"], m), []).append((r["item"], float(r[m])))
+    out = []
+    for (s, row, m), items in groups.items():
+        vals = np.array([v for _, v in items])
+        med = float(np.nanmedian(vals)) if np.isfinite(vals).any() else float("nan")
+        for i in M.robust_outliers(vals, z):
+            out.append(dict(set=s, row=row, item=items[i][0], metric=m, value=float(vals[i]), median=med))
+    return out
 
 
 def _table(records: list[dict]) -> dict:

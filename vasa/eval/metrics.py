@@ -6,7 +6,8 @@ constructed case (see tests/test_eval_metrics.py).
 * :func:`pearson`, :func:`audio_rms` (mouth opening against the jaw track and the audio energy);
 * :func:`identity_drift`: cosine of the mean identity embeddings of the first and the last seconds;
 * :func:`frechet_distance` (with :func:`feature_stats`), :func:`psnr`, :func:`ssim`;
-* :func:`mean_ci`: mean and 95 % confidence half-width (Student t) of per-clip values;
+* :func:`mean_ci`: mean, 95 % confidence half-width (Student t) and median of per-clip values;
+  :func:`robust_outliers`: the values far from the median in MAD units (an item that dominates a mean);
 * control accuracy: :func:`angle_error`, :func:`monotonic_fit` (Spearman rho + linear R²),
   :func:`accuracy`.
 """
@@ -135,16 +136,30 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def mean_ci(values, level: float = 0.95) -> dict:
-    """``{"mean", "ci", "n"}``: the mean of the finite values and the half-width of its ``level``
-    confidence interval (Student t; 0 for one value, NaN for none)."""
+    """``{"mean", "ci", "n", "median"}``: the mean of the finite values, the half-width of its ``level``
+    confidence interval (Student t; 0 for one value, NaN for none) and their median (with a handful of
+    items one broken clip can move the mean far outside where most items lie; the median shows it)."""
     v = np.asarray([x for x in np.asarray(values, np.float64).ravel() if np.isfinite(x)])
     n = len(v)
     if n == 0:
-        return {"mean": float("nan"), "ci": float("nan"), "n": 0}
+        return {"mean": float("nan"), "ci": float("nan"), "n": 0, "median": float("nan")}
     if n == 1:
-        return {"mean": float(v[0]), "ci": 0.0, "n": 1}
+        return {"mean": float(v[0]), "ci": 0.0, "n": 1, "median": float(v[0])}
     half = stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)
-    return {"mean": float(v.mean()), "ci": float(half), "n": n}
+    return {"mean": float(v.mean()), "ci": float(half), "n": n, "median": float(np.median(v))}
+
+
+def robust_outliers(values, z: float = 5.0, rel_floor: float = 0.05) -> np.ndarray:
+    """Indices of the values whose distance from the median exceeds ``z`` robust standard deviations
+    (1.4826 x the median absolute deviation, floored at ``rel_floor`` x |median| so that near-identical
+    values do not flag noise). NaN values are never flagged; fewer than 3 finite values: none."""
+    v = np.asarray(values, np.float64).ravel()
+    ok = np.isfinite(v)
+    if ok.sum() < 3:
+        return np.zeros(0, np.int64)
+    med = float(np.median(v[ok]))
+    scale = max(1.4826 * float(np.median(np.abs(v[ok] - med))), rel_floor * abs(med), 1e-12)
+    return np.flatnonzero(ok & (np.abs(v - med) > z * scale))
 
 
 def angle_error(requested: np.ndarray, measured: np.ndarray) -> float:

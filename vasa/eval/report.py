@@ -24,11 +24,15 @@ ROW_LABELS = {"gt": "ground truth", "latent_recon": "ground-truth motion through
               "vasa_50": "vasa (50 steps)", "vasa_fast": "vasa (fast sampler)"}
 
 
-def _fmt(v: dict | None, digits: int = 3) -> str:
+def _fmt(v: dict | None, digits: int = 3, median: bool = False) -> str:
     if not v or v.get("mean") is None or not np.isfinite(v["mean"]):
         return "–"
     if v.get("n", 0) > 1 and np.isfinite(v.get("ci", np.nan)):
-        return f"{v['mean']:.{digits}g} ± {v['ci']:.2g}"
+        cell = f"{v['mean']:.{digits}g} ± {v['ci']:.2g}"
+        med = v.get("median")
+        if median and med is not None and np.isfinite(med):  # an outlying item moves this mean
+            cell += f" (median {med:.{digits}g})"
+        return cell
     return f"{v['mean']:.{digits}g}"
 
 
@@ -40,12 +44,13 @@ def table_rows(res: Results, set_name: str) -> tuple[list[str], list[list[str]]]
     best = res.best.get(set_name, {})
     if fd:
         best = {**best, "fd": min(fd, key=lambda r: fd[r]["mean"])}
+    flagged = {(o["row"], o["metric"]) for o in getattr(res, "outliers", []) if o["set"] == set_name}
     body = []
     for row in [r for r in ROWS if r in t]:
         cells = [ROW_LABELS.get(row, row)]
         for m in cols:
             v = fd.get(row) if m == "fd" else t[row].get(m)
-            s = _fmt(v)
+            s = _fmt(v, median=(row, m) in flagged)
             cells.append(f"**{s}**" if best.get(m) == row and s != "–" else s)
         body.append(cells)
     return ["row"] + [LABELS.get(m, m) for m in cols], body
@@ -252,8 +257,14 @@ def write_html(res: Results, out_dir: str | Path, figs: dict[str, Path], videos:
         desc = res.manifest["sets"].get(s, {}).get("description", "")
         n_items = len(res.manifest["sets"].get(s, {}).get("items", []))
         parts.append(f"<h2>{html.escape(s)}</h2><p class='note'>{html.escape(desc)} — {n_items} items; "
-                     "mean ± 95% CI over items; best row per column in bold (dP, pose/gaze std, jitter and "
-                     "mouth~audio r: closest to the ground truth)</p>" + html_table(res, s))
+                     "mean ± 95% CI over items (and the median where an item is an outlier); best row per "
+                     "column in bold (dP, pose/gaze std, jitter and mouth~audio r: closest to the ground truth)</p>"
+                     + html_table(res, s))
+        out_s = [o for o in res.outliers if o["set"] == s]
+        if out_s:
+            parts.append("<p class='note'>Outlying items (more than 5 robust SDs from the row's median): "
+                         + "; ".join(html.escape(f"{o['row']} {o['item']} {o['metric']} {o['value']:.3g} "
+                                                 f"(median {o['median']:.3g})") for o in out_s) + "</p>")
     if res.controls:
         head, body = controls_table(res)
         parts.append("<h2>Control accuracy</h2><table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in head)
