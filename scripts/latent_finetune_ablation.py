@@ -9,7 +9,8 @@ the default weights separates the effect of the change from the effect of more t
     python scripts/latent_finetune_ablation.py --steps 300 --set control: --set flip_decorr:w_flip=1.0,w_decorr=1.0 \\
         --out metrics/ablations/latent_finetune.json
 
-``--set NAME:model.pose_cond=true,w_leak=1`` also overrides fields of the model's config (JSON values).
+``--set NAME:model.pose_cond=true,w_leak=1`` also overrides fields of the model's config (JSON values),
+``--set NAME:task.guide_targets=pose_free`` the guidance targets.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ def main(argv: list[str] | None = None) -> dict:
     for spec in a.set or ["control:"]:
         name, _, kv = spec.partition(":")
         pairs = [x.split("=") for x in kv.split(",") if x]
-        w = dict(base_w, **{k: float(v) for k, v in pairs if not k.startswith("model.")})
+        w = dict(base_w, **{k: float(v) for k, v in pairs if not k.startswith(("model.", "task."))})
+        task_over = {k[len("task."):]: v for k, v in pairs if k.startswith("task.")}  # e.g. task.guide_targets=pose_free
         model_over = {k[len("model."):]: json.loads(v) for k, v in pairs if k.startswith("model.")}
         if cfg["task"].get("mouth_box") and cfg["task"].get("eyes_box"):  # the crops the model was trained with
             boxes = dict(mouth=cfg["task"]["mouth_box"], eyes=cfg["task"]["eyes_box"])
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> dict:
                             guidance=a.guidance, seed=0, mouth_box=boxes.get("mouth") if w.get("w_mouth", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
                             eyes_box=boxes.get("eyes") if w.get("w_eyes", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
                             blend_regions=cfg["task"].get("blend_regions", "box"),
-                            guide_targets=cfg["task"].get("guide_targets", "raw"), **w,
+                            guide_targets=task_over.get("guide_targets", cfg["task"].get("guide_targets", "raw")), **w,
                             model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"} | model_over)
         t0 = time.time()
         work = Path(a.work) / name
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict:
         mr = mouth_reenactment(net, a.corpus, 64, 0)["metrics"]
         pr = probes(clip_codes(net, a.corpus, "val", 40, progress=False), clip_codes(net, a.corpus, "test", 40, progress=False))
         report["variants"][name] = dict(weights_changed={k: w[k] for k in w if w[k] != base_w.get(k)}, model_changed=model_over,
+                                        task_changed=task_over,
                                         psnr=sr["psnr"], ssim=sr["ssim"], psnr_auto=sr["psnr_auto"], mouth_psnr=mr["mouth_psnr"],
                                         probes=pr["table"], guidance_fit=gfit, seconds=round(time.time() - t0, 1))
         print(name, json.dumps(report["variants"][name]), flush=True)

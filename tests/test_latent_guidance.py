@@ -152,3 +152,33 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     assert batch["regions"].shape == (2, 1, 64, 64)  # the tiny model's size (resized frames)
     losses, metrics = lt.loss(lt.build_model(), batch, step=1)
     assert 0 < metrics["blend_regions"].item() < 1 and torch.isfinite(losses["gen"])
+    # guidance_fit: an encoder that returns MediaPipe's own measures follows its guidance with r = 1;
+    # a trained-from-nothing one does not (every value a correlation or None)
+    from types import SimpleNamespace
+
+    from vasa.latent.guidance import guidance_fit
+    from vasa.latent.model import FaceLatentModel
+    c = Corpus(root)
+    lookup = {}
+    for cid in g.frames:
+        frames = c.load_clip(cid).frames
+        for t in g.frames[cid]:
+            lookup[frames[t].tobytes()] = g.raw[g._index[(cid, int(t))]]
+
+    class Oracle(torch.nn.Module):
+        cfg = SimpleNamespace(image_size=128)
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def E_mot(self, x):
+            u8 = ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+            raw = torch.tensor(np.stack([lookup[f.tobytes()] for f in u8]))
+            return torch.cat([raw[:, :3], torch.zeros(len(raw), 3)], 1), torch.cat([raw[:, 3:], torch.zeros(len(raw), 3)], 1)
+
+    fit = guidance_fit(Oracle(), root, "train", 6, work_dir=tmp_path / "run")
+    assert list(fit) == list(RAW_NAMES)
+    assert all(v is None or v == pytest.approx(1.0, abs=1e-5) for v in fit.values()) and fit["yaw"] is not None
+    fresh = guidance_fit(FaceLatentModel("tiny").eval(), root, "train", 6, work_dir=tmp_path / "run")
+    assert all(v is None or -1.0 <= v <= 1.0 for v in fresh.values())

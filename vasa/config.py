@@ -123,6 +123,7 @@ class LatentConfig:
     eval_cross_drivers: int = field(default=6, metadata=_range(1, 64))  # cross-identity grid columns
     eval_probe_frames: int = field(default=40, metadata=_range(2, 100_000))  # frames per clip for the probes
     eval_transfer_pairs: int = field(default=64, metadata=_range(1, 100_000))  # pose/dyn-only transfers
+    eval_guidance_frames: int = field(default=16, metadata=_range(0, 10_000))  # per test clip: E_mot vs its guide (0: off)
 
     def validate(self) -> None:
         bad = [k for k in self.kinds if k not in ("speech", "gallery")]

@@ -377,9 +377,12 @@ def partial_transfer(model, corpus: str, yaw_probe: RidgeProbe, pairs: int = 64,
 def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", seed: int = 0, pairs: int = 512,
                     cross_sources: int = 6, cross_drivers: int = 6, probe_frames: int = 40,
                     transfer_pairs: int = 64, split: str = "test", fit_split: str = "val",
-                    figures_dir: str | None = "reports/latent", progress: bool = True) -> dict[str, Any]:
+                    figures_dir: str | None = "reports/latent", guidance_frames: int = 16,
+                    progress: bool = True) -> dict[str, Any]:
     """Every measure of the module docstring; PNGs (``self_reenactment``, ``cross_identity``,
-    ``transfer``, and ``blend`` for src_blend models) under ``figures_dir``. Returns ``{"metrics": {...}, "arrays": {...}, "grids": {...}}``."""
+    ``transfer``, and ``blend`` for src_blend models) under ``figures_dir``. ``guidance_frames`` > 0: also
+    how closely E_mot follows its landmark guidance on that many frames per ``split`` clip
+    (:func:`vasa.latent.guidance.guidance_fit`, MediaPipe ~11 ms a frame). Returns ``{"metrics": {...}, "arrays": {...}, "grids": {...}}``."""
     net = load_latent(model)
     torch.manual_seed(seed)
     sr = self_reenactment(net, corpus, pairs, seed, split=split, progress=progress)
@@ -393,6 +396,10 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
     pr = probes(fit, ev)
     yaw_probe = RidgeProbe().fit(fit["z_pose"], targets_of(fit["params"], fit["names"])["yaw"], fit["group"])
     pt = partial_transfer(net, corpus, yaw_probe, transfer_pairs, seed, split=split)
+    gfit = None
+    if guidance_frames > 0:
+        from vasa.latent.guidance import guidance_fit
+        gfit = guidance_fit(net, corpus, split, guidance_frames)
     grids = dict(self_reenactment=sr["grid"], cross_identity=ci["grid"], transfer=pt["grid"])
     if sr["blend_grid"] is not None:  # src_blend: source, driver, warped source, mask, generated, output
         grids["blend"] = sr["blend_grid"]
@@ -400,7 +407,8 @@ def evaluate_latent(model: str = "models/latent", corpus: str = "data/corpus", s
         for name, g in grids.items():
             save_png(Path(figures_dir) / f"{name}.png", g)
     metrics = dict(self_reenactment=sr["metrics"], mouth=mr["metrics"], cross_identity=ci["metrics"], probes=pr["table"],
-                   probes_knn=pr["knn"], probe_bars=pr["bars"], probes_passed=pr["all_passed"], transfer=pt["metrics"])
+                   probes_knn=pr["knn"], probe_bars=pr["bars"], probes_passed=pr["all_passed"], transfer=pt["metrics"],
+                   guidance_fit=gfit)
     arrays = dict(self_reenactment=sr["arrays"], mouth=mr["arrays"], csim=ci["arrays"]["csim"], transfer=pt["arrays"],
                   probe_fit=fit, probe_eval=ev)
     return dict(metrics=metrics, arrays=arrays, grids=grids)

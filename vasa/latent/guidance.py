@@ -236,6 +236,42 @@ def estimate_guidance(corpus: str | Path, split: str = "train", frames: int = 16
     return g
 
 
+@torch.no_grad()
+def guidance_fit(model, corpus: str | Path, split: str = "test", frames: int = 16,
+                 work_dir: str | Path | None = None) -> dict[str, float | None]:
+    """How closely a trained motion encoder follows its guidance: the Pearson r of each guided channel
+    of E_mot's raw codes (``z_pose[:, :3]``, ``z_dyn[:, :5]`` in the ``raw`` layout) with MediaPipe's
+    measure on ``frames`` guided frames per clip of ``split`` (None where undefined: no face found,
+    or a constant). Read next to the probes: a pose probe below what MediaPipe explains of the truth
+    with a high r here is the guide's limit, with a low r the encoder's. ``work_dir``: the guidance
+    cache (None: a temporary one)."""
+    import tempfile
+
+    from vasa.data.frames import to_tensor
+
+    c = Corpus(corpus)
+    with tempfile.TemporaryDirectory() as tmp:
+        g = estimate_guidance(corpus, split, frames, work_dir or tmp, workers=1, progress=False)
+    zp, zd = [], []
+    dev = next(model.parameters()).device
+    for cid, idx in g.frames.items():
+        f = c.load_clip(cid).frames[idx]
+        s = model.cfg.image_size
+        if f.shape[1] != s:
+            import cv2
+            f = np.stack([cv2.resize(a, (s, s), interpolation=cv2.INTER_AREA) for a in f])
+        p, d = model.E_mot(torch.stack([to_tensor(a) for a in f]).to(dev))
+        zp.append(p[:, :len(POSE_NAMES)].float().cpu().numpy())
+        zd.append(d[:, :len(RAW_DYN_NAMES)].float().cpu().numpy())
+    codes = np.concatenate([np.concatenate(zp), np.concatenate(zd)], 1) if zp else np.zeros((0, len(RAW_NAMES)))
+    out: dict[str, float | None] = {}
+    for k, name in enumerate(RAW_NAMES):
+        ok = np.isfinite(g.raw[:, k]) if len(g) else np.zeros(0, bool)
+        a, b = (codes[ok, k], g.raw[ok, k]) if k < codes.shape[1] else (np.zeros(0), np.zeros(0))
+        out[name] = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else None
+    return out
+
+
 class GuidanceLoss:
     """Smooth-L1 between the guided channels and their targets, masked where no face was found.
 
