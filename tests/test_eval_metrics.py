@@ -73,6 +73,7 @@ def test_mean_ci_and_control_fits():
     assert M.robust_outliers(pose_std).tolist() == [1]
     assert M.robust_outliers([1.0, 1.0, 1.0, 1.01]).size == 0  # the |median| floor: no noise flagged
     assert M.robust_outliers([1.0, 50.0]).size == 0  # too few values to tell
+    assert M.robust_outliers([1.2e-7, 7.2e-7, 1.1e-7, 1.3e-7]).size == 0  # float noise of a static video
     f = M.monotonic_fit([0.8, 0.9, 1.0, 1.1], [0.82, 0.9, 1.01, 1.12])
     assert f["spearman"] == pytest.approx(1.0) and f["r2"] > 0.99
     assert M.angle_error([[0, 0], [10, 0]], [[3, 4], [10, 0]]) == pytest.approx(2.5)

@@ -149,16 +149,17 @@ def mean_ci(values, level: float = 0.95) -> dict:
     return {"mean": float(v.mean()), "ci": float(half), "n": n, "median": float(np.median(v))}
 
 
-def robust_outliers(values, z: float = 5.0, rel_floor: float = 0.05) -> np.ndarray:
+def robust_outliers(values, z: float = 5.0, rel_floor: float = 0.05, abs_floor: float = 1e-3) -> np.ndarray:
     """Indices of the values whose distance from the median exceeds ``z`` robust standard deviations
-    (1.4826 x the median absolute deviation, floored at ``rel_floor`` x |median| so that near-identical
-    values do not flag noise). NaN values are never flagged; fewer than 3 finite values: none."""
+    (1.4826 x the median absolute deviation, floored at ``rel_floor`` x |median| and at ``abs_floor`` so
+    that near-identical values, e.g. the float noise of a static video's gaze spread, do not flag noise).
+    NaN values are never flagged; fewer than 3 finite values: none."""
     v = np.asarray(values, np.float64).ravel()
     ok = np.isfinite(v)
     if ok.sum() < 3:
         return np.zeros(0, np.int64)
     med = float(np.median(v[ok]))
-    scale = max(1.4826 * float(np.median(np.abs(v[ok] - med))), rel_floor * abs(med), 1e-12)
+    scale = max(1.4826 * float(np.median(np.abs(v[ok] - med))), rel_floor * abs(med), abs_floor)
     return np.flatnonzero(ok & (np.abs(v - med) > z * scale))
 
 
