@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vasa.latent.evaluate import clip_codes, mouth_reenactment, probes, self_reenactment  # noqa: E402
-from vasa.latent.guidance import Guidance, estimate_guidance  # noqa: E402
+from vasa.latent.guidance import guidance_fit  # noqa: E402
 from vasa.latent.model import FaceLatentModel  # noqa: E402
 from vasa.latent.residual import fit_on_corpus  # noqa: E402
 from vasa.latent.task import LatentTask  # noqa: E402
@@ -61,32 +61,6 @@ copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume path
                 tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)
         mods["model"].load_state_dict({k: v.to(own[k].dtype) for k, v in tensors["model"].items()})
         return mods
-
-
-def guidance_fit(net, corpus: str, test_guidance: str) -> dict[str, float]:
-    """Correlation of each guided channel (z_pose yaw/pitch/roll, z_dyn[:, :5]) with its MediaPipe
-    measure on the test split's guided frames: how closely the encoder follows its guidance."""
-    import numpy as np
-
-    from vasa.data.corpus import Corpus
-    from vasa.data.frames import to_tensor
-    from vasa.latent.guidance import RAW_NAMES
-
-    g = Guidance.load(test_guidance) if Path(test_guidance).is_file() else \
-        estimate_guidance(corpus, "test", 16, str(Path(test_guidance).parent), workers=1, progress=False)
-    c, zp, zd = Corpus(corpus), [], []
-    for cid, idx in g.frames.items():
-        x = torch.stack([to_tensor(f) for f in c.load_clip(cid).frames[idx]])
-        with torch.no_grad():
-            p, d = net.E_mot(x)  # the raw codes: what the guidance acts on
-        zp.append(p.numpy())
-        zd.append(d.numpy())
-    codes = np.concatenate([np.concatenate(zp)[:, :3], np.concatenate(zd)[:, :len(RAW_NAMES) - 3]], 1)
-    out = {}
-    for k, n in enumerate(RAW_NAMES):
-        ok = np.isfinite(g.raw[:, k])
-        out[n] = float(np.corrcoef(codes[ok, k], g.raw[ok, k])[0, 1])
-    return out
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -137,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         if net.dyn_res is not None:  # re-fit the pose trend of z_dyn on the fine-tuned encoder (as the stage does)
             fit_on_corpus(net, a.corpus, "train", progress=False)
         net.eval().requires_grad_(False)
-        gfit = guidance_fit(net, a.corpus, a.guidance.replace("-train", "-test"))
+        gfit = guidance_fit(net, a.corpus, "test", 16, work_dir=Path(a.guidance).parent)
         sr = self_reenactment(net, a.corpus, 256, 0, progress=False)["metrics"]
         mr = mouth_reenactment(net, a.corpus, 64, 0)["metrics"]
         pr = probes(clip_codes(net, a.corpus, "val", 40, progress=False), clip_codes(net, a.corpus, "test", 40, progress=False))
@@ -149,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     start = load_latent(a.model)
     pr0 = probes(clip_codes(start, a.corpus, "val", 40, progress=False), clip_codes(start, a.corpus, "test", 40, progress=False))
     report["start_probes"] = pr0["table"]
-    report["start_guidance_fit"] = guidance_fit(start, a.corpus, a.guidance.replace("-train", "-test"))
+    report["start_guidance_fit"] = guidance_fit(start, a.corpus, "test", 16, work_dir=Path(a.guidance).parent)
     Path(a.out).write_text(json.dumps(report, indent=1))
     return report
 
