@@ -10,7 +10,8 @@ the default weights separates the effect of the change from the effect of more t
         --out metrics/ablations/latent_finetune.json
 
 ``--set NAME:model.pose_cond=true,w_leak=1`` also overrides fields of the model's config (JSON values),
-``--set NAME:task.guide_targets=pose_free`` the guidance targets.
+``--set NAME:task.guide_targets=pose_free`` the guidance targets, ``--set NAME:task.blink_boost=8`` how much
+more often drivers with closed eyes are drawn.
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> dict:
                             guidance=a.guidance, seed=0, mouth_box=boxes.get("mouth") if w.get("w_mouth", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
                             eyes_box=boxes.get("eyes") if w.get("w_eyes", 0) > 0 or w.get("w_blend_regions", 0) > 0 else None,
                             blend_regions=cfg["task"].get("blend_regions", "box"),
-                            guide_targets=task_over.get("guide_targets", cfg["task"].get("guide_targets", "raw")), **w,
+                            guide_targets=task_over.get("guide_targets", cfg["task"].get("guide_targets", "raw")),
+                            blink_boost=float(task_over.get("blink_boost", cfg["task"].get("blink_boost", 0.0))),
+                            blink_threshold=float(task_over.get("blink_threshold", cfg["task"].get("blink_threshold", 0.4))), **w,
                             model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"} | model_over)
         t0 = time.time()
         work = Path(a.work) / name

@@ -9,7 +9,9 @@ guidance itself explains little of the true pitch; this script says how much it 
 * per angle, the R² of the best affine map from MediaPipe's angle to the true one, over all guided
   frames, within clips (both centred per clip: the motion inside a clip) and between clips (clip means:
   per-identity offsets, e.g. a face shape the canonical mesh does not fit);
-* Pearson r of the mouth opening with the true jaw and of the mean eye aspect ratio with the true blink.
+* Pearson r of the mouth opening with the true jaw and of the mean eye aspect ratio with the true blink;
+* the blink flag of ``blink_boost`` (pose-free eye closure >= ``--blink-threshold``): the share of guided
+  frames it flags, and its precision and recall against true closed eyes (mean lid closure >= 0.5).
 
     python scripts/latent_guidance_accuracy.py --guidance runs/latent/guidance-train.npz \\
         --out metrics/ablations/guidance_accuracy.json
@@ -38,10 +40,11 @@ def affine_r2(x: np.ndarray, y: np.ndarray) -> float:
     return float(1 - ((A @ w - y) ** 2).sum() / ((y - y.mean()) ** 2).sum())
 
 
-def guidance_accuracy(guidance: str, corpus: str) -> dict:
+def guidance_accuracy(guidance: str, corpus: str, blink_threshold: float = 0.4) -> dict:
     g, c = Guidance.load(guidance), Corpus(corpus)
     ix = {n: i for i, n in enumerate(c.param_names)}
-    true, est, grp = [], [], []
+    closed = g.eyes_closed()
+    true, est, grp, flag = [], [], [], []
     for k, cid in enumerate(sorted(g.frames)):
         p = c.params(cid)
         for t in g.frames[cid]:
@@ -50,9 +53,10 @@ def guidance_accuracy(guidance: str, corpus: str) -> dict:
                          (p[t, ix["blink_l"]] + p[t, ix["blink_r"]]) / 2])
             est.append([*np.degrees(row[:3]), row[3], row[4:6].mean()])
             grp.append(k)
-    true, est, grp = np.array(true, np.float64), np.array(est, np.float64), np.array(grp)
+            flag.append(closed[g._index[(cid, int(t))]] >= blink_threshold)
+    true, est, grp, flag = np.array(true, np.float64), np.array(est, np.float64), np.array(grp), np.array(flag)
     ok = np.isfinite(est).all(1)
-    true, est, grp = true[ok], est[ok], grp[ok]
+    true, est, grp, flag = true[ok], est[ok], grp[ok], flag[ok]
     clips = np.unique(grp)
     out: dict = dict(frames=int(ok.sum()), found=float(ok.mean()), clips=len(clips), angles={})
     for k, name in enumerate(("yaw", "pitch", "roll")):
@@ -65,6 +69,11 @@ def guidance_accuracy(guidance: str, corpus: str) -> dict:
                                    true_within_std_deg=float((y - my[pos]).std()), true_clip_mean_std_deg=float(my.std()))
     out["mouth_vs_jaw_r"] = float(np.corrcoef(est[:, 3], true[:, 3])[0, 1])
     out["ear_vs_blink_r"] = float(np.corrcoef(est[:, 4], true[:, 4])[0, 1])
+    shut = true[:, 4] >= 0.5
+    out["blink_flag"] = dict(threshold=blink_threshold, flagged=float(flag.mean()), closed=float(shut.mean()),
+                             precision=float(shut[flag].mean()) if flag.any() else None,
+                             recall=float(flag[shut].mean()) if shut.any() else None,
+                             flagged_mean_closure=float(true[flag, 4].mean()) if flag.any() else None)
     return out
 
 
@@ -72,10 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--guidance", default="runs/latent/guidance-train.npz")
     ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--blink-threshold", type=float, default=0.4)
     ap.add_argument("--out", default=None)
     a = ap.parse_args(argv)
     res = dict(command="python scripts/latent_guidance_accuracy.py " + " ".join(argv or sys.argv[1:]),
-               **guidance_accuracy(a.guidance, a.corpus))
+               **guidance_accuracy(a.guidance, a.corpus, a.blink_threshold))
     print(json.dumps(res, indent=1))
     if a.out:
         write_json(a.out, res, indent=1)  # atomic, makes the folder

@@ -182,3 +182,55 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     assert all(v is None or v == pytest.approx(1.0, abs=1e-5) for v in fit.values()) and fit["yaw"] is not None
     fresh = guidance_fit(FaceLatentModel("tiny").eval(), root, "train", 6, work_dir=tmp_path / "run")
     assert all(v is None or -1.0 <= v <= 1.0 for v in fresh.values())
+
+
+def test_blink_boost_draws_drivers_with_closed_eyes_more_often(smoke_corpus, tmp_path):
+    """Guidance.driver_weights flags the frames whose eyes MediaPipe sees closed; FramePairs then draws
+    them as drivers in proportion to their weight (and never a zero-weight frame), sources stay others."""
+    from vasa.data.corpus import Corpus
+    from vasa.data.frames import FramePairs
+    from vasa.errors import VasaError
+    from vasa.latent.task import LatentTask
+
+    recs = Corpus(smoke_corpus).records(split="train", kind="speech")
+    ids, frames, raw = [], [], []
+    for r in recs:
+        for t in range(0, r["n_frames"], 5):
+            ear = 0.05 if t % 25 == 0 else 0.3  # one guided frame in five has closed eyes
+            ids.append(r["id"]), frames.append(t), raw.append([0.0, 0.0, 0.0, 0.1, ear, ear, 0.0, 0.0])
+    g = Guidance(np.array(ids), np.array(frames), np.array(raw, np.float32))
+    closed = g.eyes_closed() >= 0.4
+    assert closed.mean() == pytest.approx(0.2, abs=0.05)
+    w = g.driver_weights(9.0, 0.4)
+    for cid, f in g.frames.items():  # aligned with g.frames: 10 where closed, 1 elsewhere
+        assert w[cid].tolist() == [10.0 if t % 25 == 0 else 1.0 for t in f]
+    n = 300
+
+    def closed_share(ds):
+        return float(np.mean([float(ds[k]["driver_guide"][4]) < 0 for k in range(n)]))  # standardised EAR
+
+    plain = closed_share(FramePairs(smoke_corpus, "train", size=n, seed=0, guide=g))
+    boosted_ds = FramePairs(smoke_corpus, "train", size=n, seed=0, guide=g, driver_weights=w)
+    boosted = closed_share(boosted_ds)
+    k = closed.sum()
+    assert plain == pytest.approx(k / len(closed), abs=0.08)
+    assert boosted == pytest.approx(10 * k / (10 * k + (~closed).sum()), abs=0.08)
+    item = boosted_ds[1]  # the source is another guided frame of the same clip
+    assert not torch.equal(item["source"], item["driver"])
+    none_closed = {c: np.where(np.asarray(f) % 25 == 0, 0.0, 1.0) for c, f in g.frames.items()}
+    assert closed_share(FramePairs(smoke_corpus, "train", size=n, seed=0, guide=g, driver_weights=none_closed)) == 0.0
+    with pytest.raises(VasaError, match="blink_boost must be >= 0"):
+        g.driver_weights(-1.0)
+    with pytest.raises(VasaError, match="pass guide= and size= too"):
+        FramePairs(smoke_corpus, "train", guide=g, driver_weights=w)
+    with pytest.raises(VasaError, match="one weight >= 0 per guided frame"):
+        FramePairs(smoke_corpus, "train", size=4, guide=g, driver_weights={c: v[:-1] for c, v in w.items()})
+    with pytest.raises(VasaError, match="all zero"):
+        FramePairs(smoke_corpus, "train", size=4, guide=g, driver_weights={c: 0 * v for c, v in w.items()})
+    with pytest.raises(VasaError, match="blink_boost > 0 .* needs the landmark guidance"):
+        LatentTask(str(smoke_corpus), "tiny", blink_boost=4.0)
+    path = tmp_path / "guidance-train.npz"  # the stage's task reads the cache and weighs its drivers
+    np.savez(path, clip_ids=np.array(ids), frame_idx=np.array(frames), raw=np.array(raw, np.float32))
+    task = LatentTask(str(smoke_corpus), "tiny", w_guide=1.0, guidance=str(path), dataset_size=n, blink_boost=9.0)
+    assert task.config()["blink_boost"] == 9.0 and task.config()["blink_threshold"] == 0.4
+    assert closed_share(task.dataset()) == pytest.approx(boosted, abs=0.02)

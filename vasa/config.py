@@ -102,6 +102,8 @@ class LatentConfig:
     w_blend_regions: float = field(default=0.0, metadata=_range(0.0, 1e6))  # src_blend mask in the mouth/eye crops
     blend_regions: str = field(default="box", metadata=_choice("box", "landmarks"))  # corpus crops | per-frame contours
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
+    blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # drivers MediaPipe sees with closed eyes drawn 1 + boost x as often
+    blink_threshold: float = field(default=0.4, metadata=_range(0.0, 1.0))  # "closed": 1 - EAR / the clip's open-eye EAR >= this
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))
     sample_every: int = field(default=400, metadata=_range(0, 10_000_000))
     checkpoint_every: int = field(default=200, metadata=_range(0, 10_000_000))

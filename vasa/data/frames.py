@@ -10,7 +10,11 @@
 * with ``guide`` (a :class:`vasa.latent.guidance.Guidance`): source and driver are drawn among the
   guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets;
   with ``region_fn`` too (e.g. :func:`vasa.latent.mouth.region_mask`) ``regions`` (1 x S x S) holds the
-  source's and the driver's lip + eye regions united (all zero when MediaPipe missed either face).
+  source's and the driver's lip + eye regions united (all zero when MediaPipe missed either face);
+  with ``driver_weights`` ({clip id: weight per guided frame}, e.g.
+  :meth:`vasa.latent.guidance.Guidance.driver_weights`) the *driver* is drawn in proportion to its
+  weight over all guided frames and the source uniformly among its clip's other guided frames
+  (rare expressions such as blinks drawn more often; needs ``guide`` and ``size``).
 
 Deterministic per index (and ``seed``). Without ``size`` the dataset has one item per frame of the
 selected clips (that frame is the source); with ``size`` items draw a clip (frame-weighted) and a
@@ -85,7 +89,8 @@ class FramePairs(Dataset):
     """
 
     def __init__(self, corpus_root, split: str = "train", kind=("speech",), size: int | None = None, seed: int = 0,
-                 with_params: bool = False, resize: int | None = None, guide=None, region_fn=None):
+                 with_params: bool = False, resize: int | None = None, guide=None, region_fn=None,
+                 driver_weights: dict | None = None):
         kinds = (kind,) if isinstance(kind, str) else tuple(kind)
         self.corpus = Corpus(corpus_root)
         self.guide = guide
@@ -107,6 +112,16 @@ class FramePairs(Dataset):
                                   for r in self.records], np.int64)
         self.cum = np.concatenate([[0], np.cumsum(self.n_frames)])
         self.size, self.seed, self.with_params, self.resize = size, seed, with_params, resize
+        self.driver_cum = None  # cumulative driver weights over all guided frames (clip order)
+        if driver_weights is not None:
+            if guide is None or size is None:
+                raise VasaError("driver_weights weigh guided frames in random draws: pass guide= and size= too")
+            w = [np.asarray(driver_weights[r["id"]], np.float64) for r in self.records]
+            if any(len(a) != n for a, n in zip(w, self.n_frames)) or any((a < 0).any() for a in w):
+                raise VasaError("driver_weights need one weight >= 0 per guided frame of every clip")
+            self.driver_cum = np.cumsum(np.concatenate(w))
+            if self.driver_cum[-1] <= 0:
+                raise VasaError("driver_weights are all zero: no driver can be drawn")
         self._shards: dict[str, _ShardView] = {}
 
     def __len__(self) -> int:
@@ -131,14 +146,22 @@ class FramePairs(Dataset):
         if not 0 <= k < len(self):
             raise IndexError(k)
         rng = np.random.default_rng((self.seed, int(k)))
-        if self.size is None:
+        if self.driver_cum is not None:  # weighted driver g over all guided frames, then a source of its clip
+            g = min(int(np.searchsorted(self.driver_cum, rng.random() * self.driver_cum[-1], side="right")),
+                    len(self.driver_cum) - 1)
+            c = int(np.searchsorted(self.cum, g, side="right") - 1)
+            j = int(g - self.cum[c])
+            i = int(rng.integers(self.n_frames[c] - 1))
+            i += i >= j  # any frame but j
+        elif self.size is None:
             c = int(np.searchsorted(self.cum, k, side="right") - 1)
             i = int(k - self.cum[c])
         else:
             c = int(np.searchsorted(self.cum, rng.integers(self.cum[-1]), side="right") - 1)
             i = int(rng.integers(self.n_frames[c]))
-        j = int(rng.integers(self.n_frames[c] - 1))
-        j += j >= i  # any frame but i
+        if self.driver_cum is None:
+            j = int(rng.integers(self.n_frames[c] - 1))
+            j += j >= i  # any frame but i
         others = np.flatnonzero(self.clip_ident != self.clip_ident[c])
         o = int(others[rng.integers(len(others))])
         to = int(rng.integers(self.n_frames[o]))

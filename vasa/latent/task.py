@@ -86,7 +86,7 @@ class LatentTask(TrainTask):
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
                  mouth_box: tuple | list | None = None, eyes_box: tuple | list | None = None,
                  model: dict | None = None, guide_targets: str = "raw", blend_regions: str = "box",
-                 **weights: float):
+                 blink_boost: float = 0.0, blink_threshold: float = 0.4, **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
@@ -102,6 +102,10 @@ class LatentTask(TrainTask):
         if guide_targets not in TARGETS:
             raise VasaError(f"guide_targets must be one of {TARGETS}, got {guide_targets!r}")
         self.guide_targets = guide_targets
+        if blink_boost and not guidance:
+            raise VasaError("blink_boost > 0 picks drivers by MediaPipe's eye closure: it needs the landmark "
+                            "guidance (w_guide > 0), or set blink_boost: 0")
+        self.blink_boost, self.blink_threshold = float(blink_boost), float(blink_threshold)
         # the lips' / eyes' own reconstruction terms on MediaPipe-placed crops (vasa.latent.mouth)
         self.mouth, self.mouth_box = self._region("w_mouth", mouth_box, "mouth crop")
         self.eyes, self.eyes_box = self._region("w_eyes", eyes_box, "eye crop")
@@ -174,8 +178,12 @@ class LatentTask(TrainTask):
         if self.blend_regions is not None and self.region_kind == "landmarks":
             from vasa.latent.mouth import region_mask
             region_fn = region_mask
+        weights = None  # blink_boost: drivers whose eyes MediaPipe sees closed are drawn 1 + boost times as often
+        if self.blink_boost > 0:
+            weights = self._guide.driver_weights(self.blink_boost, self.blink_threshold)
         return FramePairs(self.corpus, "train", kind=tuple(self.kinds), size=self.dataset_size, seed=self.seed,
-                          with_params=self.sup is not None, resize=self.resize, guide=self._guide, region_fn=region_fn)
+                          with_params=self.sup is not None, resize=self.resize, guide=self._guide, region_fn=region_fn,
+                          driver_weights=weights)
 
     def loss(self, m: dict[str, nn.Module], batch: dict[str, torch.Tensor], step: int, **kw: Any):
         w, model = self.w, m["model"]
@@ -287,5 +295,6 @@ class LatentTask(TrainTask):
         return dict(corpus=self.corpus, size=self.size, warp_backend=self.warp_backend, kinds=self.kinds,
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
                     seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, eyes_box=self.eyes_box,
-                    guide_targets=self.guide_targets, blend_regions=self.region_kind, model=self.model_cfg.to_dict(),
+                    guide_targets=self.guide_targets, blend_regions=self.region_kind, blink_boost=self.blink_boost,
+                    blink_threshold=self.blink_threshold, model=self.model_cfg.to_dict(),
                     **self.w)

@@ -70,6 +70,8 @@ def train_latent(
     w_blend_regions: float = 0.0,          # src_blend: mask inside the mouth + eye crops (the copy kept out)
     blend_regions: str = "box",            # "box": one crop per corpus | "landmarks": each pair's lip + eye contours
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
+    blink_boost: float = 0.0,              # drivers whose eyes MediaPipe sees closed drawn 1 + boost times as often
+    blink_threshold: float = 0.4,          # ... "closed": pose-free eye closure (1 - EAR / open-eye EAR) >= this
     log_every: int = 25,
     sample_every: int = 400,
     checkpoint_every: int = 200,
@@ -127,7 +129,8 @@ def train_latent(
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
                       identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 or regions else None,
                       eyes_box=boxes.get("eyes") if w_eyes > 0 or regions else None, model=model,
-                      guide_targets=guide_targets, blend_regions=blend_regions, **weights)
+                      guide_targets=guide_targets, blend_regions=blend_regions, blink_boost=blink_boost,
+                      blink_threshold=blink_threshold, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,
