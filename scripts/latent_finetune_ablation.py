@@ -39,8 +39,9 @@ class FineTuneTask(LatentTask):
     """The latent task with its model initialised from an exported model. A model override that widens
     the input of a linear layer (``model.pose_cond=1``: the z_dyn networks also read z_pose) gets the
     exported weights with zero columns for the new inputs, and ``model.mot_split=true`` a z_dyn backbone
-copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths: the fine-tune
-    starts from the same function (``vol_up``: nearly, the fine warp pooled is close to the coarse one)."""
+    copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths and
+    ``model.gen_sees_source=true`` a zero-initialised warped-source input: the fine-tune starts from the
+    same function (``vol_up``: nearly, the fine warp pooled is close to the coarse one)."""
 
     def __init__(self, init: str, *a, **kw):
         self.init = init
@@ -54,8 +55,8 @@ copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume path
             for new, old in (("E_mot.dyn_net.", "E_mot.net."), ("E_mot.dyn_fc.", "E_mot.fc.")):
                 if k.startswith(new) and k not in tensors["model"]:
                     tensors["model"][k] = tensors["model"][old + k[len(new):]].clone()
-        for k in own:  # model.vol_up=1: the new fine-volume paths start at zero (the fine volume is the
-            if k not in tensors["model"] and k.startswith(("E_app.to_vol_up.", "G.skips.")):  # upsampled coarse one)
+        for k in own:  # model.vol_up=1 (the fine volume is the upsampled coarse one), gen_sees_source: zeros
+            if k not in tensors["model"] and k.startswith(("E_app.to_vol_up.", "G.skips.", "G.src_in.")):
                 tensors["model"][k] = torch.zeros_like(own[k])
         for k, v in tensors["model"].items():
             if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:

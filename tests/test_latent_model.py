@@ -95,7 +95,8 @@ def test_2d_fallback_matches_5d_values_and_gradients():
 
 
 @pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1},
-                                     {"src_blend": True, "vol_up": 1, "static_depth": 1}])
+                                     {"src_blend": True, "vol_up": 1, "static_depth": 1},
+                                     {"src_blend": True, "gen_sees_source": True}])
 def test_model_2d_backend_matches_5d(options):
     torch.manual_seed(0)
     m5 = _dezero(FaceLatentModel(latent_config("tiny", **options))).eval()
@@ -522,3 +523,24 @@ def test_src_blend_trains_every_new_path_and_reenacts():
     with torch.no_grad():
         full = m.decode(*m.encode_appearance(x), *m.encode_motion(y), source=m.encode_source(x))
         torch.testing.assert_close(m.reenact(x, y), full)
+
+
+def test_gen_sees_source_feeds_the_warped_source_to_the_generated_image():
+    """gen_sees_source: the generated image changes with the source *image* at fixed latents (without the
+    option it cannot: it renders from the latents alone), gradients reach the new layer, and it needs
+    src_blend (a one-line error)."""
+    torch.manual_seed(0)
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    for sees in (False, True):
+        m = _dezero(FaceLatentModel(latent_config("tiny", src_blend=True, gen_sees_source=sees))).eval()
+        with torch.no_grad():
+            e = m.encode(x)
+            a = m.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=e["source"])["generated"]
+            other = dict(e["source"], image=y)  # same latents, another source image
+            b = m.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=other)["generated"]
+        assert (a - b).abs().max() > 1e-3 if sees else torch.equal(a, b)
+    m.train()
+    (m(x, y)["recon"] - y).abs().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G.src_in.parameters())
+    with pytest.raises(ValueError, match="gen_sees_source .* src_blend=True"):
+        latent_config("tiny", gen_sees_source=True)

@@ -24,7 +24,10 @@ static background) collapses that to 2D coordinates at the trunk resolution, the
 sampled there at full resolution and blended into the output by a predicted mask. The generated
 image never sees the warped source, so what the mask leaves to it (the lips and eyes, pushed there
 by ``train_latent.w_blend_regions``) must be rendered from the latents: a mask free to copy
-everywhere froze the mouth (README). The decoder needs ``source`` (``FaceLatentModel.encode_source``).
+everywhere froze the mouth (README). With ``cfg.gen_sees_source`` the generator does see it (space to
+depth at S/2, a 1x1 conv added before the last conv): the rendered lips and eyes can take the source's
+texture and draw only the change the latents carry. The decoder needs ``source``
+(``FaceLatentModel.encode_source``).
 
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
 ``z_pose``: what the rigid warp of a coarse volume gets wrong about a turned head (occlusion, shading)
@@ -112,6 +115,8 @@ class FaceDecoder(nn.Module):
         if blend:  # visibility logits: each depth slice of the posed volume, and screen space (no motion)
             self.depth_logit = nn.Conv3d(C, 1, 1)
             self.screen_logit = nn.Conv2d(ch[0], 1, 1)
+        if cfg.gen_sees_source:  # warped source, space-to-depth (4 * 3 channels at S/2) -> the last features
+            self.src_in = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * cfg.in_channels, ch[-1], 1))
 
     def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor, z_pose: torch.Tensor | None = None) -> torch.Tensor:
         if not self.cfg.dyn_modulates:
@@ -197,7 +202,9 @@ class FaceDecoder(nn.Module):
         if not blend:
             out["image"] = torch.tanh(self.out(x))  # B x 3 x S x S
             return out
-        o = self.out(x)  # B x 4 x S x S (the generator never sees the warped source: it cannot copy it)
+        if self.cfg.gen_sees_source:  # B x ch[-1] x S/2 x S/2: the source's texture, where the motion puts it
+            x = x + self.src_in(out["warped_src"])
+        o = self.out(x)  # B x 4 x S x S (without gen_sees_source the generator cannot copy the warped source)
         out["mask"] = torch.sigmoid(o[:, 3:])  # B x 1 x S x S
         out["generated"] = torch.tanh(o[:, :3])  # B x 3 x S x S, what the mask does not take from the source
         out["image"] = out["mask"] * out["warped_src"] + (1 - out["mask"]) * out["generated"]
