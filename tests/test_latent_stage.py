@@ -80,6 +80,8 @@ def test_changed_settings_start_over(trained, corpus):
     run = trained["root"] / "a" / "run"
     settings = json.loads((run / "run.json").read_text())
     assert prepare_run_dir(run, settings)  # same settings: resume
+    from vasa.latent.config import latent_config  # the resolved architecture is a setting: a changed named size starts over
+    assert settings["model_config"] == json.loads(json.dumps(latent_config(TINY["size"], **TINY["model"]).to_dict()))
     assert not prepare_run_dir(run, {**settings, "lr": 1.0})  # changed: checkpoints removed
     assert latest_checkpoint(run / "checkpoints") is None
 

@@ -94,6 +94,10 @@ def train_latent(
     if not Path(corpus, "manifest.jsonl").is_file():
         raise VasaError(f"no corpus at {corpus}: run `dvc repro prepare` (or `vasa synth --out {corpus}`) first")
     settings = {k: v for k, v in locals().items() if k != "corpus"} | {"corpus": str(Path(corpus).resolve())}
+    from vasa.latent.config import latent_config  # the resolved architecture: a changed named size starts over too
+
+    settings["model_config"] = latent_config(size, **{k: v for k, v in (model or {}).items()
+                                                      if k != "warp_backend"}).to_dict()
     summary: dict[str, Any] = {}
     identity = None
     if w_cross_id > 0:
