@@ -544,3 +544,26 @@ def test_gen_sees_source_feeds_the_warped_source_to_the_generated_image():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G.src_in.parameters())
     with pytest.raises(ValueError, match="gen_sees_source .* src_blend=True"):
         latent_config("tiny", gen_sees_source=True)
+
+
+def test_gen_source_pool_hides_detail_finer_than_the_pool_from_the_generator():
+    """gen_source_pool k: the generator's source path reads ``source_view(warped_src, k)``, which ignores
+    a pattern of zero mean inside every k x k block (k = 1 passes it through); bad k: one-line error."""
+    from vasa.latent.generator import source_view
+
+    torch.manual_seed(0)
+    img = _img(2, 64, 1)
+    checker = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(32, 32) * 0.2  # zero mean per 2 x 2 block
+    torch.testing.assert_close(source_view(img + checker, 2), source_view(img, 2), atol=1e-6, rtol=0)
+    assert torch.equal(source_view(img, 1), img) and source_view(img, 4).shape == img.shape
+    for k in (1, 2):
+        m = _dezero(FaceLatentModel(latent_config("tiny", src_blend=True, gen_sees_source=True, gen_source_pool=k)))
+        seen = []
+        m.G.src_in.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+        with torch.no_grad():
+            e = m.eval().encode(img)
+            r = m.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=e["source"])
+        torch.testing.assert_close(seen[-1], source_view(r["warped_src"], k))
+    for bad in (0, 3):
+        with pytest.raises(ValueError, match="gen_source_pool must be"):
+            latent_config("tiny", src_blend=True, gen_sees_source=True, gen_source_pool=bad)

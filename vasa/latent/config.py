@@ -52,6 +52,9 @@ class LatentModelConfig:
     # added before the last conv), so what it renders (lips, eyes) keeps the source's texture and only
     # the change the latents ask for is drawn; False: the generator renders from the latents alone
     gen_sees_source: bool = False
+    # gen_sees_source: average-pool what the generator sees by this (1 = full detail; 4 and 8 were
+    # screened to stop it copying the source's mouth: -0.2 to -0.3 dB and the mouth followed no better, README)
+    gen_source_pool: int = 1
     app_res3d: int = 1  # 3D residual blocks on the posed volume before canonicalisation
     # E_id: CNN -> global average pool -> z_id
     id_channels: tuple = (16, 32, 64, 128)
@@ -102,6 +105,8 @@ class LatentModelConfig:
             raise ValueError("flow_size is (d, h, w)")
         if len(self.dyn_volume) not in (0, 3):
             raise ValueError(f"dyn_volume is (d, h, w) or () for none, got {self.dyn_volume!r}")
+        if self.gen_source_pool < 1 or self.image_size % (2 * self.gen_source_pool):
+            raise ValueError(f"gen_source_pool must be >= 1 and divide image_size / 2, got {self.gen_source_pool}")
         if self.gen_sees_source and not self.src_blend:
             raise ValueError("gen_sees_source feeds the warped source image to the generator: it needs src_blend=True")
         pose_dim(self.rot_repr)  # validates

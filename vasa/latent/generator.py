@@ -26,7 +26,9 @@ image never sees the warped source, so what the mask leaves to it (the lips and 
 by ``train_latent.w_blend_regions``) must be rendered from the latents: a mask free to copy
 everywhere froze the mouth (README). With ``cfg.gen_sees_source`` the generator does see it (space to
 depth at S/2, a 1x1 conv added before the last conv): the rendered lips and eyes can take the source's
-texture and draw only the change the latents carry. The decoder needs ``source``
+texture and draw only the change the latents carry (``cfg.gen_source_pool`` > 1 low-passes what it sees:
+the source's colours without the shape of its lips and lids, which the generator could otherwise copy
+instead of rendering the driver's). The decoder needs ``source``
 (``FaceLatentModel.encode_source``).
 
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
@@ -50,6 +52,15 @@ from vasa.latent import pose as P
 from vasa.latent.config import LatentModelConfig
 from vasa.latent.encoders import AdaIN, ResBlock, dyn_input, dyn_input_dim
 from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d, identity_grid
+
+
+def source_view(warped_src: torch.Tensor, pool: int = 1) -> torch.Tensor:
+    """What ``gen_sees_source`` shows the generator: the warped source (B x 3 x S x S), average-pooled by
+    ``pool`` and upsampled back (bilinear) when ``pool`` > 1 -- colour and shading without the shape of
+    the source's lips and lids, which the generator could copy instead of rendering the driver's."""
+    if pool <= 1:
+        return warped_src
+    return F.interpolate(F.avg_pool2d(warped_src, pool), scale_factor=pool, mode="bilinear", align_corners=False)
 
 
 class UpBlock(nn.Module):
@@ -203,7 +214,7 @@ class FaceDecoder(nn.Module):
             out["image"] = torch.tanh(self.out(x))  # B x 3 x S x S
             return out
         if self.cfg.gen_sees_source:  # B x ch[-1] x S/2 x S/2: the source's texture, where the motion puts it
-            x = x + self.src_in(out["warped_src"])
+            x = x + self.src_in(source_view(out["warped_src"], self.cfg.gen_source_pool))
         o = self.out(x)  # B x 4 x S x S (without gen_sees_source the generator cannot copy the warped source)
         out["mask"] = torch.sigmoid(o[:, 3:])  # B x 1 x S x S
         out["generated"] = torch.tanh(o[:, :3])  # B x 3 x S x S, what the mask does not take from the source

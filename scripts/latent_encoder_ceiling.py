@@ -1,0 +1,66 @@
+"""How much of the probe targets can E_mot's architecture read from a frame at all? (a diagnostic)
+
+Trains the motion encoder of a named size (with ``LatentModelConfig`` overrides per variant)
+*supervised* on the corpus's ground truth and reports the R² it reaches on the held-out test identities
+(``vasa.latent.ceiling``: why, and how it is scored). Labels are used here only, never in the model the
+stage ships.
+
+    python scripts/latent_encoder_ceiling.py --steps 1500 --set S: \\
+        --set 'wide:{"mot_channels": [32, 64, 128, 256], "mot_hidden": 512}' --out ceiling.json
+
+The report is rewritten (atomically) after every variant. Same seed, same result on CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vasa.errors import VasaError  # noqa: E402
+from vasa.io.atomic import write_json  # noqa: E402
+from vasa.latent.ceiling import encoder_ceiling, load_frames  # noqa: E402
+from vasa.latent.config import latent_config  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", action="append", default=[], metavar="NAME:JSON",
+                    help="a variant: LatentModelConfig overrides over --size, e.g. S: or "
+                         "'wide:{\"mot_channels\": [32, 64, 128, 256]}'")
+    ap.add_argument("--size", default="S")
+    ap.add_argument("--corpus", default="data/corpus")
+    ap.add_argument("--steps", type=int, default=1500)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--train-frames", type=int, default=24, help="frames per training clip")
+    ap.add_argument("--eval-frames", type=int, default=40, help="frames per val / test clip (as the stage's probes)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args(argv)
+    if not Path(a.corpus, "settings.json").is_file():
+        raise VasaError(f"no corpus at {a.corpus}: run `dvc repro prepare` first")
+    size = latent_config(a.size).image_size
+    data = {s: load_frames(a.corpus, s, a.train_frames if s == "train" else a.eval_frames, size)
+            for s in ("train", "val", "test")}
+    report = dict(command="python scripts/latent_encoder_ceiling.py " + " ".join(argv or sys.argv[1:]),
+                  size=a.size, steps=a.steps, batch=a.batch, lr=a.lr, train_frames=len(data["train"]["frames"]),
+                  test_frames=len(data["test"]["frames"]), variants={})
+    for spec in a.set or [f"{a.size}:"]:
+        name, _, js = spec.partition(":")
+        v = encoder_ceiling(data, a.size, json.loads(js) if js else {}, a.steps, a.batch, a.lr, seed=a.seed)
+        report["variants"][name] = v
+        print(name, json.dumps({k: v[k] for k in ("readout_r2_test", "probe_r2_test", "train_s")}))
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        write_json(a.out, report, indent=1)
+    return report
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except VasaError as e:
+        raise SystemExit(f"error: {e}")
