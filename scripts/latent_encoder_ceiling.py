@@ -41,6 +41,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    variants = {}
+    for spec in a.set or [f"{a.size}:"]:  # checked before minutes of frame loading
+        name, _, js = spec.partition(":")
+        try:
+            variants[name] = json.loads(js) if js else {}
+            latent_config(a.size, **{k: tuple(v) if isinstance(v, list) else v for k, v in variants[name].items()})
+        except json.JSONDecodeError as e:
+            raise VasaError(f"--set {spec!r}: the part after NAME: is not JSON ({e.msg}); "
+                            "write e.g. 'wide:{\"mot_channels\": [32, 64, 128, 256]}'") from None
+        except (TypeError, ValueError, KeyError) as e:  # an unknown size, an unknown or invalid config field
+            raise VasaError(f"--set {spec!r} over size {a.size!r}: {e}") from None
     if not Path(a.corpus, "settings.json").is_file():
         raise VasaError(f"no corpus at {a.corpus}: run `dvc repro prepare` first")
     size = latent_config(a.size).image_size
@@ -49,9 +60,8 @@ def main(argv: list[str] | None = None) -> dict:
     report = dict(command="python scripts/latent_encoder_ceiling.py " + " ".join(argv or sys.argv[1:]),
                   size=a.size, steps=a.steps, batch=a.batch, lr=a.lr, train_frames=len(data["train"]["frames"]),
                   test_frames=len(data["test"]["frames"]), variants={})
-    for spec in a.set or [f"{a.size}:"]:
-        name, _, js = spec.partition(":")
-        v = encoder_ceiling(data, a.size, json.loads(js) if js else {}, a.steps, a.batch, a.lr, seed=a.seed)
+    for name, over in variants.items():
+        v = encoder_ceiling(data, a.size, over, a.steps, a.batch, a.lr, seed=a.seed)
         report["variants"][name] = v
         print(name, json.dumps({k: v[k] for k in ("readout_r2_test", "probe_r2_test", "train_s")}))
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)

@@ -52,8 +52,9 @@ class LatentModelConfig:
     # added before the last conv), so what it renders (lips, eyes) keeps the source's texture and only
     # the change the latents ask for is drawn; False: the generator renders from the latents alone
     gen_sees_source: bool = False
-    # gen_sees_source: average-pool what the generator sees by this (1 = full detail; 4 and 8 were
-    # screened to stop it copying the source's mouth: -0.2 to -0.3 dB and the mouth followed no better, README)
+    # gen_sees_source: average-pool what the generator sees by this (1 = full detail). 4 and 8 were screened
+    # against the generator copying the source's mouth: the copy bias went, but -0.3 / -0.4 dB and larger mouth
+    # errors at 500 steps, so off (README, "What E_mot can read at all")
     gen_source_pool: int = 1
     app_res3d: int = 1  # 3D residual blocks on the posed volume before canonicalisation
     # E_id: CNN -> global average pool -> z_id
