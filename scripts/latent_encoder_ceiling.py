@@ -8,6 +8,12 @@ stage ships.
     python scripts/latent_encoder_ceiling.py --steps 1500 --set S: \\
         --set 'wide:{"mot_channels": [32, 64, 128, 256], "mot_hidden": 512}' --out ceiling.json
 
+Resolution: the same frames at 128 and 256 px, from a corpus rendered at 256 (``--image-size`` area-
+downsamples it; the encoder is resolution-agnostic, its 4 x 4 pooling adapts)::
+
+    python scripts/latent_encoder_ceiling.py --corpus runs/res/corpus256 --image-size 128 --set S128: --out a.json
+    python scripts/latent_encoder_ceiling.py --corpus runs/res/corpus256 --image-size 256 --set S256: --out b.json
+
 The report is rewritten (atomically) after every variant. Same seed, same result on CPU.
 """
 
@@ -38,6 +44,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--train-frames", type=int, default=24, help="frames per training clip")
     ap.add_argument("--eval-frames", type=int, default=40, help="frames per val / test clip (as the stage's probes)")
+    ap.add_argument("--image-size", type=int, default=0,
+                    help="encoder input in px (default: the size's); a corpus rendered at a multiple of it is "
+                         "area-downsampled, so one corpus gives the same frames at two resolutions")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
@@ -46,6 +55,8 @@ def main(argv: list[str] | None = None) -> dict:
         name, _, js = spec.partition(":")
         try:
             variants[name] = json.loads(js) if js else {}
+            if a.image_size:
+                variants[name]["image_size"] = a.image_size
             latent_config(a.size, **{k: tuple(v) if isinstance(v, list) else v for k, v in variants[name].items()})
         except json.JSONDecodeError as e:
             raise VasaError(f"--set {spec!r}: the part after NAME: is not JSON ({e.msg}); "
@@ -54,16 +65,16 @@ def main(argv: list[str] | None = None) -> dict:
             raise VasaError(f"--set {spec!r} over size {a.size!r}: {e}") from None
     if not Path(a.corpus, "settings.json").is_file():
         raise VasaError(f"no corpus at {a.corpus}: run `dvc repro prepare` first")
-    size = latent_config(a.size).image_size
-    data = {s: load_frames(a.corpus, s, a.train_frames if s == "train" else a.eval_frames, size)
-            for s in ("train", "val", "test")}
+    size = a.image_size or latent_config(a.size).image_size
+    data = {s: load_frames(a.corpus, s, a.train_frames if s == "train" else a.eval_frames, size,
+                           downsample=bool(a.image_size)) for s in ("train", "val", "test")}
     report = dict(command="python scripts/latent_encoder_ceiling.py " + " ".join(argv or sys.argv[1:]),
-                  size=a.size, steps=a.steps, batch=a.batch, lr=a.lr, train_frames=len(data["train"]["frames"]),
+                  corpus=a.corpus, image_size=size, size=a.size, steps=a.steps, batch=a.batch, lr=a.lr, train_frames=len(data["train"]["frames"]),
                   test_frames=len(data["test"]["frames"]), variants={})
     for name, over in variants.items():
         v = encoder_ceiling(data, a.size, over, a.steps, a.batch, a.lr, seed=a.seed)
         report["variants"][name] = v
-        print(name, json.dumps({k: v[k] for k in ("readout_r2_test", "probe_r2_test", "train_s")}))
+        print(name, json.dumps({k: v[k] for k in ("readout_r2_test", "readout_r2_within_clip", "probe_r2_test", "train_s")}))
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         write_json(a.out, report, indent=1)
     return report

@@ -15,7 +15,12 @@ Compare variants at equal steps *and* look at ``train_s``: a wider model costs t
 
 A variant is ``NAME:JSON``: keyword arguments of ``train_latent`` over the stage's settings, where
 ``model`` is merged into the stage's model overrides. The landmark guidance cache of the stage's work
-dir (``runs/latent``) is reused when present.
+dir (``runs/latent``) is reused when present and the variant trains on the stage's corpus. A variant
+with another ``corpus`` can still be scored on the stage's (``--eval-corpus data/corpus``)::
+
+    python scripts/latent_scratch_screen.py --steps 2700 --pairs 512 --probes --eval-corpus data/corpus \
+        --set 'ids1600:{"corpus": "runs/res/corpus2000", "identity_out": "runs/res/ids1600/identity",
+                        "identity_work_dir": "runs/res/ids1600/identity_run"}' --work runs/res/scr --out ids.json
 """
 
 from __future__ import annotations
@@ -45,6 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--work", default="runs/scr")
     ap.add_argument("--probes", action="store_true", help="also the linear probes (fit on val, R² on test)")
     ap.add_argument("--mouth", action="store_true", help="also the mouth box and whether the mouth follows the driver")
+    ap.add_argument("--eval-corpus", default="",
+                    help="score every variant on this corpus's val / test splits (default: the one it trained on), "
+                         "e.g. data/corpus for a variant trained on another corpus")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
     base = latent_kwargs(load_params(a.params).train_latent)
@@ -56,9 +64,10 @@ def main(argv: list[str] | None = None) -> dict:
         model = dict(base["model"] or {}) | over.pop("model", {})
         work = Path(a.work) / name
         work.mkdir(parents=True, exist_ok=True)
+        same_corpus = over.get("corpus", base["corpus"]) == base["corpus"]
         for f in ("guidance-train.npz", "guidance-train.json"):  # MediaPipe cache: depends on the corpus only
             src = Path(base["work_dir"]) / f
-            if src.is_file() and not (work / f).exists():
+            if same_corpus and src.is_file() and not (work / f).exists():
                 shutil.copy(src, work / f)
         kw = base | dict(out=str(work / "model"), work_dir=str(work), steps=a.steps, model=model,
                          sample_every=10**9, checkpoint_every=10**9, progress=False) | over
@@ -66,17 +75,18 @@ def main(argv: list[str] | None = None) -> dict:
         train_latent(**kw)
         seconds = time.time() - t0
         net = load_latent(work / "model")
-        m = self_reenactment(net, kw["corpus"], a.pairs, 0, progress=False)["metrics"]
-        report["variants"][name] = dict(model=model, over=over, train_s=round(seconds), psnr=m["psnr"],
+        ev_corpus = a.eval_corpus or kw["corpus"]
+        m = self_reenactment(net, ev_corpus, a.pairs, 0, progress=False)["metrics"]
+        report["variants"][name] = dict(model=model, over=over, eval_corpus=ev_corpus, train_s=round(seconds), psnr=m["psnr"],
                                         psnr_auto=m["psnr_auto"], ssim=m["ssim"], psnr_copy=m["psnr_copy"],
                                         blend_mask=m.get("blend_mask"))
         if a.mouth:
             from latent_blend_oracle import mouth_follow
 
-            report["variants"][name]["mouth"] = mouth_reenactment(net, kw["corpus"], 128, 0)["metrics"]
-            report["variants"][name]["mouth_follow"] = mouth_follow(str(work / "model"), kw["corpus"], 64, 0)
+            report["variants"][name]["mouth"] = mouth_reenactment(net, ev_corpus, 128, 0)["metrics"]
+            report["variants"][name]["mouth_follow"] = mouth_follow(str(work / "model"), ev_corpus, 64, 0)
         if a.probes:
-            codes = [clip_codes(net, kw["corpus"], split, 40, progress=False) for split in ("val", "test")]
+            codes = [clip_codes(net, ev_corpus, split, 40, progress=False) for split in ("val", "test")]
             report["variants"][name]["probes"] = probes(*codes)["table"]
         print(name, json.dumps(report["variants"][name]), flush=True)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
