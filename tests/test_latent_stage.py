@@ -195,3 +195,15 @@ def test_mouth_measure_boxes_follow_the_mouth_and_score_copy(corpus, tmp_path):
     cp = mouth_reenactment(Copy("tiny"), str(corpus), pairs=4, min_jaw_gap=0.0)["metrics"]
     assert o["mouth_psnr"] > 60 and o["mouth_gain"] > 10
     assert cp["mouth_gain"] == pytest.approx(0.0) and cp["mouth_psnr"] == pytest.approx(cp["mouth_psnr_copy"])
+
+
+def test_identity_embedder_names_the_fix_for_a_one_still_gallery(tmp_path):
+    from vasa.errors import VasaError
+    from vasa.latent.identity import IdentityViews
+    from vasa.synth.corpus import synth_corpus
+
+    corpus = tmp_path / "corpus"
+    synth_corpus(corpus, clips=4, ood_lang_clips=0, art_clips=0, identities=8, gallery_per_identity=1,
+                 languages=["en"], resolution=64, workers=1, progress=False)
+    with pytest.raises(VasaError, match=r"two gallery stills.*gallery_per_identity >= 2.*w_cross_id: 0"):
+        IdentityViews(corpus, "train", size=4)
