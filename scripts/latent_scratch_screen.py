@@ -18,9 +18,12 @@ A variant is ``NAME:JSON``: keyword arguments of ``train_latent`` over the stage
 dir (``runs/latent``) is reused when present and the variant trains on the stage's corpus. A variant
 with another ``corpus`` can still be scored on the stage's (``--eval-corpus data/corpus``)::
 
-    python scripts/latent_scratch_screen.py --steps 2700 --pairs 512 --probes --eval-corpus data/corpus \
-        --set 'ids1600:{"corpus": "runs/res/corpus2000", "identity_out": "runs/res/ids1600/identity",
-                        "identity_work_dir": "runs/res/ids1600/identity_run"}' --work runs/res/scr --out ids.json
+    python scripts/latent_scratch_screen.py --steps 1000 --pairs 512 --probes --eval-corpus data/corpus \\
+        --set 'ids800:{"w_cross_id": 0}' --set 'ids1600:{"w_cross_id": 0, "corpus": "runs/res/corpus2000"}' \\
+        --work runs/res/scr1000 --out ids.json
+
+(``w_cross_id: 0`` in both arms there: that corpus has one gallery still per identity, and the identity
+embedder needs two.)
 """
 
 from __future__ import annotations

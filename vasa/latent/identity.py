@@ -76,14 +76,11 @@ class IdentityViews(Dataset):
 
     def __init__(self, corpus: str | Path, split: str = "train", size: int = 10_000, seed: int = 0,
                  speech_share: float = 0.3, resize: int | None = None):
-        try:
-            self.gallery = FramePairs(corpus, split, kind="gallery", size=size, seed=seed, resize=resize)
-        except VasaError as e:
-            if "2+ frames" not in str(e):
-                raise
+        if not any(r["n_frames"] >= 2 for r in Corpus(corpus).records(split=split, kind="gallery")):
             raise VasaError(f"the identity embedder needs two gallery stills per identity in split {split!r} of "
                             f"{corpus}: generate the corpus with prepare.gallery_per_identity >= 2, or turn the "
-                            "identity loss off (train_latent.w_cross_id: 0)") from None
+                            "identity loss off (train_latent.w_cross_id: 0)")
+        self.gallery = FramePairs(corpus, split, kind="gallery", size=size, seed=seed, resize=resize)
         self.speech = None
         if speech_share > 0 and Corpus(corpus).records(split=split, kind="speech"):
             self.speech = FramePairs(corpus, split, kind="speech", size=size, seed=seed + 1, resize=resize)
