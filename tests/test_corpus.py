@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from vasa.cli import main
 from vasa.data.corpus import Corpus
 from vasa.io.shards import Shard
-from vasa.synth.corpus import synth_corpus
+from vasa.synth.corpus import TIMING_FILE, synth_corpus
 
 TINY = dict(clips=3, ood_lang_clips=1, art_clips=1, identities=6, gallery_per_identity=1,
             resolution=64, clips_per_shard=2, seed=5, progress=False)
@@ -117,3 +118,16 @@ def test_console_script_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "3 clips" in r.stdout
     assert len(Corpus(out).records()) == 3
+
+
+def test_regenerated_corpus_hashes_the_same_files(tiny_corpus, tmp_path):
+    """Wall-clock times stay out of the content: every file but the timing log is byte-identical."""
+    out = tmp_path / "c5"
+    synth_corpus(out=out, workers=1, **TINY)
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tiny_corpus) for p in tiny_corpus.rglob("*") if p.is_file())
+    assert Path(TIMING_FILE) in files and "generation" not in json.loads((out / "stats.json").read_text())
+    differ = [f for f in files if (out / f).read_bytes() != (tiny_corpus / f).read_bytes()]
+    assert differ == [Path(TIMING_FILE)]
+    ignored = (Path(__file__).resolve().parents[1] / ".dvcignore").read_text().split()
+    assert TIMING_FILE in ignored

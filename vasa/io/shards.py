@@ -5,6 +5,7 @@ Layout of a corpus folder (``data/corpus`` by default)::
     schema.json                 fps, sample rate, resolution, parameter names, camera, format version
     manifest.jsonl              one JSON record per clip (id, kind, split, shard, n_frames, labels...)
     stats.json                  corpus statistics (also DVC metrics)
+    synth_timing.json           wall-clock seconds of each `vasa synth` run (in .dvcignore: not content)
     shards/<name>.npz           frames + audio + per-frame ground truth of a group of clips
     shards/<name>.json          the clip records of that shard (written last: the completeness mark)
     clips/<split>/<id>.mp4      every clip as H.264 + AAC mp4 (25 fps, audio muxed)

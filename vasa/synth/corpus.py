@@ -26,6 +26,7 @@ from vasa.synth.stats import corpus_stats
 
 FORMAT_VERSION = 1
 SAMPLE_RATE = 16000
+TIMING_FILE = "synth_timing.json"  # wall-clock seconds of each generation run (in .dvcignore: not content)
 
 
 def _identity(index: int, seed: int):
@@ -158,7 +159,7 @@ def synth_corpus(
     settings_path = out / "settings.json"
     if settings_path.is_file() and json.loads(settings_path.read_text()) != settings:
         # Different settings: old shards would mix two corpora. Start over in place.
-        for p in list((out / "shards").glob("*")) + [out / "manifest.jsonl", out / "generation.json"]:
+        for p in list((out / "shards").glob("*")) + [out / "manifest.jsonl", out / TIMING_FILE]:
             p.unlink(missing_ok=True)
     write_json(settings_path, settings)
     remove_stale_temporaries(out)
@@ -202,16 +203,17 @@ def synth_corpus(
         camera=camera(resolution), nominal_distance=NOMINAL_DISTANCE,
         splits=["train", "val", "test", "test_lang", "test_art"], kinds=["speech", "gallery"],
     ))
-    # Generation speed over every run that produced this corpus (a resumed run adds its share).
-    log_path = out / "generation.json"
+    # Generation speed over every run that produced this corpus (a resumed run adds its share). Wall-clock
+    # times are not content: they live in TIMING_FILE, which .dvcignore keeps out of the corpus's DVC hash,
+    # and stats.json holds only what the seed determines (a regenerated corpus hashes the same).
+    log_path = out / TIMING_FILE
     runs = json.loads(log_path.read_text()) if log_path.is_file() else []
     if n_frames:
         runs.append(dict(seconds=round(elapsed, 1), frames=n_frames, workers=workers))
         write_json(log_path, runs)
     stats = corpus_stats(out, records)
-    secs, frames = sum(r["seconds"] for r in runs), sum(r["frames"] for r in runs)
-    stats["generation"] = dict(seconds=round(secs, 1), frames=frames, runs=len(runs),
-                               workers=runs[-1]["workers"] if runs else workers,
-                               frames_per_second=round(frames / secs, 1) if secs > 0 else None)
     write_json(out / "stats.json", stats)
-    return stats
+    secs, frames = sum(r["seconds"] for r in runs), sum(r["frames"] for r in runs)
+    return {**stats, "generation": dict(seconds=round(secs, 1), frames=frames, runs=len(runs),
+                                        workers=runs[-1]["workers"] if runs else workers,
+                                        frames_per_second=round(frames / secs, 1) if secs > 0 else None)}
