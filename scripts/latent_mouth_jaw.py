@@ -7,7 +7,8 @@ ground-truth jaw parameter. A decoder that renders the mouth approaches the grou
 
     python scripts/latent_mouth_jaw.py models/latent [more model folders ...] [--clips 40 --out results.json]
 
-Each clip gives one r; the summary is the mean and the median over clips with a 95 % bootstrap interval of
+Each clip gives one r and the spread ratio (the rendered opening's standard deviation over the ground
+truth's: 1 = the mouth moves as far as the real one); the summary is the mean and the median over clips with a 95 % bootstrap interval of
 the mean (the evaluation's ``latent_recon`` row scores only 6 clips, too few to compare two models).
 """
 
@@ -31,9 +32,23 @@ from vasa.latent.train import load_latent  # noqa: E402
 from vasa.synth.params import PARAM_INDEX  # noqa: E402
 
 
+def load_any(model_dir: str):
+    """A stage export (``load_latent``) or a ``latent_finetune_ablation.py`` export (the task's config)."""
+    from vasa.latent.config import LatentModelConfig
+    from vasa.latent.model import FaceLatentModel
+    from vasa.train import load_pretrained
+
+    cfg, _ = load_pretrained(model_dir)
+    if "latent" in cfg:
+        return load_latent(model_dir)
+    net = FaceLatentModel(LatentModelConfig.from_dict(cfg.get("config", cfg)["task"]["model"]))
+    load_pretrained(model_dir, {"model": net})
+    return net.eval().requires_grad_(False)
+
+
 def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, frames: int = 100) -> dict:
-    c, m, mesh = Corpus(corpus), load_latent(model_dir), FaceMesh(static=True)
-    r_model, r_truth = [], []
+    c, m, mesh = Corpus(corpus), load_any(model_dir), FaceMesh(static=True)
+    r_model, r_truth, spread = [], [], []
     try:
         for rec in c.records(split="test", kind="speech")[:clips]:
             fr = c.load_clip(rec["id"]).frames[:frames]
@@ -51,6 +66,7 @@ def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, fra
             ok = np.isfinite(mo) & np.isfinite(mg)
             r_model.append(float(np.corrcoef(mo[ok], jaw[ok])[0, 1]))
             r_truth.append(float(np.corrcoef(mg[ok], jaw[ok])[0, 1]))
+            spread.append(float(mo[ok].std() / max(mg[ok].std(), 1e-9)))  # how far the rendered mouth moves
     finally:
         mesh.close()
     rm = np.asarray(r_model, float)
@@ -58,7 +74,8 @@ def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, fra
     boot = np.random.default_rng(0).choice(rm, (2000, len(rm))).mean(1) if len(rm) else np.array([np.nan])
     return dict(model=model_dir, clips=len(rm), r=float(rm.mean()), r_median=float(np.median(rm)),
                 r_ci95=[float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-                r_ground_truth=float(np.nanmean(r_truth)), r_per_clip=[round(v, 3) for v in r_model])
+                r_ground_truth=float(np.nanmean(r_truth)), spread_ratio_median=float(np.median(spread)),
+                r_per_clip=[round(v, 3) for v in r_model])
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -152,6 +152,30 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     assert batch["regions"].shape == (2, 1, 64, 64)  # the tiny model's size (resized frames)
     losses, metrics = lt.loss(lt.build_model(), batch, step=1)
     assert 0 < metrics["blend_regions"].item() < 1 and torch.isfinite(losses["gen"])
+    # the lip GAN: each driver's lip centre from the same cache, below the eyes, and the crop there holds the lips
+    from vasa.latent.lip_gan import crop_at
+    lip = LatentTask(str(root), "tiny", w_guide=1.0, guidance=guide_path, dataset_size=4, w_lip_adv=0.1, w_lip_fm=1.0,
+                     adv_start=0, **boxes)
+    items = [lip.dataset()[i] for i in range(4)]
+    centres = torch.stack([it["driver_lip"] for it in items])
+    assert centres.shape == (4, 2) and torch.isfinite(centres).all()
+    assert ((centres[:, 1] > 0.55) & (centres[:, 1] < 0.95) & (centres[:, 0] > 0.3) & (centres[:, 0] < 0.7)).all()
+    from vasa.latent.lip_gan import lip_centre
+    pts = g.regions[ok][0].copy()
+    pts[20:] = pts[0]  # the eye parts collapsed onto a lip corner: the mask holds the lips alone
+    lips_only = torch.from_numpy(region_mask(pts, 128))[None, None]
+    crop = crop_at(lips_only, torch.from_numpy(lip_centre(g.regions[ok][0]))[None], 0.3)
+    assert crop.shape == (1, 1, 38, 38)
+    assert float(crop.sum()) > 0.9 * float(lips_only.sum()) * (38 / 38.4) ** 2  # the crop holds the lips
+    mods = lip.build_model()
+    assert "disc_lip" in mods and lip.optim_groups()[0].modules == ["disc", "disc_lip"]
+    assert mods["disc_lip"].nets[0][0][0].in_channels == 4  # conditioned on the driver's mouth opening (lip_cond)
+    uncond = LatentTask(str(root), "tiny", w_guide=1.0, guidance=guide_path, dataset_size=4, w_lip_adv=0.1,
+                        lip_cond=0.0, **boxes)
+    assert uncond.build_model()["disc_lip"].nets[0][0][0].in_channels == 3
+    batch = torch.utils.data.default_collate(items[:2])
+    losses, metrics = lip.loss(mods, batch, step=0)
+    assert torch.isfinite(losses["disc"]) and torch.isfinite(losses["gen"]) and metrics["lip_fm"].item() > 0
     # guidance_fit: an encoder that returns MediaPipe's own measures follows its guidance with r = 1;
     # a trained-from-nothing one does not (every value a correlation or None)
     from types import SimpleNamespace

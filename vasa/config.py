@@ -101,6 +101,9 @@ class LatentConfig:
     w_eyes: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own reconstruction term (eye crop)
     w_blend_regions: float = field(default=0.0, metadata=_range(0.0, 1e6))  # src_blend mask in the mouth/eye crops
     blend_regions: str = field(default="box", metadata=_choice("box", "landmarks"))  # corpus crops | per-frame contours
+    w_lip_adv: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own GAN: hinge term (vasa.latent.lip_gan)
+    w_lip_fm: float = field(default=0.0, metadata=_range(0.0, 1e6))  # ... its feature matching (both need w_guide > 0)
+    lip_cond: bool = True  # the lip discriminator also reads the driver's MediaPipe mouth opening
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
     blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # drivers MediaPipe sees with closed eyes drawn 1 + boost x as often
     blink_threshold: float = field(default=0.4, metadata=_range(0.0, 1.0))  # "closed": 1 - EAR / the clip's open-eye EAR >= this

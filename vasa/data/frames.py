@@ -8,7 +8,8 @@
 * with ``with_params=True``: ``source_params``, ``driver_params``, ``other_params`` (P,) ground
   truth, for evaluation probes only (never for the default losses);
 * with ``guide`` (a :class:`vasa.latent.guidance.Guidance`): source and driver are drawn among the
-  guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets;
+  guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets,
+  ``driver_lip`` (2,) the centre (x, y fractions; NaN: no face) of the driver's lips (the lip GAN's crop);
   with ``region_fn`` too (e.g. :func:`vasa.latent.mouth.region_mask`) ``regions`` (1 x S x S) holds the
   source's and the driver's lip + eye regions united (all zero when MediaPipe missed either face);
   with ``driver_weights`` ({clip id: weight per guided frame}, e.g.
@@ -171,7 +172,8 @@ class FramePairs(Dataset):
             i, j = int(self.guide.frames[cid][i]), int(self.guide.frames[cid][j])
             to = int(self.guide.frames[oid][to])
             item.update(source_guide=torch.from_numpy(self.guide.target(cid, i).copy()),
-                        driver_guide=torch.from_numpy(self.guide.target(cid, j).copy()))
+                        driver_guide=torch.from_numpy(self.guide.target(cid, j).copy()),
+                        driver_lip=torch.from_numpy(self.guide.lip_centre(cid, j)))
         (src, ps), (drv, pd), (oth, po) = self._load(c, i), self._load(c, j), self._load(o, to)
         if self.region_fn is not None:  # the source's and the driver's regions united: 1 x S x S
             s = drv.shape[-1]

@@ -179,6 +179,12 @@ class Guidance:
             return np.full((REGION_POINTS, 2), np.nan, np.float32)
         return self.regions[i]
 
+    def lip_centre(self, clip_id: str, t: int) -> np.ndarray:
+        """The lips' centre (x, y fractions) of a guided frame, for the lip GAN's crop (NaN: no face or no regions)."""
+        from vasa.latent.lip_gan import lip_centre
+
+        return lip_centre(self.region_points(clip_id, t))
+
     def eyes_closed(self) -> np.ndarray:
         """Pose-free eye closure of every guided frame (N; NaN without a face): 1 - mean EAR / the clip's
         open-eye EAR (:func:`dyn_targets`, before standardisation), whichever targets guide ``z_dyn``."""
