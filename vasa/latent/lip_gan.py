@@ -2,8 +2,8 @@
 driver's lips, as LivePortrait cascades its GAN over the whole frame, the face and the lips.
 
 Why: decoded from a clip's own motion, the rendered mouth follows the true jaw with r 0.26 while the
-ground-truth frames give 0.95 (``scripts/latent_mouth_jaw.py``, 40 test clips), and MediaPipe measures
-its opening at about a tenth of the real one: an open mouth comes out as a soft red blob with no dark
+ground-truth frames give 0.95 (``scripts/latent_mouth_jaw.py``, 40 test clips), and the opening MediaPipe
+measures on it moves about an eighth as far as the real one (spread ratio 0.12): an open mouth comes out as a soft red blob with no dark
 interior and no teeth. That is what an L1 / SSIM reconstruction does with a small, rare, uncertain
 region (it regresses to the mean). The frame-level discriminator barely sees the lips (a few hundred of
 16,384 pixels at 128 px); a discriminator on the lip crop sees little else, and its feature matching

@@ -206,7 +206,7 @@ class LatentTask(TrainTask):
         do_consist = w["w_consist"] > 0 and step % w["consist_every"] == 0
         do_cross = w["w_cross_id"] > 0 and step % w["cross_every"] == 0
         do_gan = (w["w_adv"] > 0 or w["w_fm"] > 0) and step >= w["adv_start"]
-        do_lip = self.lip_gan is not None and step >= w["adv_start"] and "driver_lip" in batch
+        do_lip = self.lip_gan is not None and step >= w["adv_start"]  # FramePairs with guide= gives driver_lip
         out = model(src, drv, other=batch["other"] if do_cross else None, consistency=do_consist)
         recon = out["recon"]
         metrics: dict[str, Any] = {}
