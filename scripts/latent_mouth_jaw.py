@@ -7,6 +7,11 @@ ground-truth jaw parameter. A decoder that renders the mouth approaches the grou
 
     python scripts/latent_mouth_jaw.py models/latent [more model folders ...] [--clips 40 --out results.json]
 
+The eyes the same way (``eye_*``): MediaPipe's pose-free eye closure (1 - mean eye aspect ratio / the
+clip's 90th percentile, the guidance cache's ``eyes_closed``) of the re-rendered and the ground-truth
+frames against the true blink (mean of both lids), pooled over all clips (blinks are ~2 % of frames:
+most clips have none), with the pooled spread ratio of the closure.
+
 Each clip gives one r and the spread ratio (the rendered opening's standard deviation over the ground
 truth's: 1 = the mouth moves as far as the real one); the summary is the mean and the median over clips with a 95 % bootstrap interval of
 the mean (the evaluation's ``latent_recon`` row scores only 6 clips, too few to compare two models).
@@ -27,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from vasa.data.corpus import Corpus  # noqa: E402
 from vasa.data.frames import to_tensor  # noqa: E402
 from vasa.eval.landmarks import FaceMesh  # noqa: E402
+from vasa.ingest.labels import PoseSolver, measure  # noqa: E402
 from vasa.latent.model import expand_source  # noqa: E402
 from vasa.latent.train import load_latent  # noqa: E402
 from vasa.synth.params import PARAM_INDEX  # noqa: E402
@@ -46,9 +52,22 @@ def load_any(model_dir: str):
     return net.eval().requires_grad_(False)
 
 
+def mouth_and_closure(mesh: FaceMesh, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """T x H x W x 3 -> (mouth opening, pose-free eye closure) per frame, NaN where no face was found."""
+    mouth, ear = np.full(len(frames), np.nan), np.full(len(frames), np.nan)
+    for i, f in enumerate(frames):
+        r = mesh.process(f)
+        if r is not None:
+            m = measure(r.landmarks, PoseSolver(f.shape[1], f.shape[0]))
+            mouth[i], ear[i] = r.mouth_opening, (m.ear_l + m.ear_r) / 2
+    ok = np.isfinite(ear)
+    closure = 1 - ear / np.percentile(ear[ok], 90) if ok.any() else ear
+    return mouth, closure
+
+
 def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, frames: int = 100) -> dict:
     c, m, mesh = Corpus(corpus), load_any(model_dir), FaceMesh(static=True)
-    r_model, r_truth, spread = [], [], []
+    r_model, r_truth, spread, eyes = [], [], [], []  # eyes: (rendered closure, true closure, blink) per frame
     try:
         for rec in c.records(split="test", kind="speech")[:clips]:
             fr = c.load_clip(rec["id"]).frames[:frames]
@@ -62,7 +81,9 @@ def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, fra
                                           source=expand_source(view, len(b)))
                                  for b in torch.arange(len(x)).split(25)])
             ims = ((out.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-            mo, mg = mesh.mouth_openings(ims), mesh.mouth_openings(fr)
+            (mo, eo), (mg, eg) = mouth_and_closure(mesh, ims), mouth_and_closure(mesh, fr)
+            blink = c.params(rec["id"])[:len(fr)][:, [PARAM_INDEX["blink_l"], PARAM_INDEX["blink_r"]]].mean(1)
+            eyes.append(np.stack([eo, eg, blink], 1))
             ok = np.isfinite(mo) & np.isfinite(mg)
             r_model.append(float(np.corrcoef(mo[ok], jaw[ok])[0, 1]))
             r_truth.append(float(np.corrcoef(mg[ok], jaw[ok])[0, 1]))
@@ -72,10 +93,16 @@ def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, fra
     rm = np.asarray(r_model, float)
     rm = rm[np.isfinite(rm)]
     boot = np.random.default_rng(0).choice(rm, (2000, len(rm))).mean(1) if len(rm) else np.array([np.nan])
+    e = np.concatenate(eyes)
+    e = e[np.isfinite(e).all(1)]
+    eye = dict(eye_r_pooled=float(np.corrcoef(e[:, 0], e[:, 2])[0, 1]),
+               eye_r_pooled_ground_truth=float(np.corrcoef(e[:, 1], e[:, 2])[0, 1]),
+               eye_spread_ratio=float(e[:, 0].std() / max(e[:, 1].std(), 1e-9)),
+               eye_frames=len(e), eye_blink_frames=int((e[:, 2] >= 0.5).sum()))
     return dict(model=model_dir, clips=len(rm), r=float(rm.mean()), r_median=float(np.median(rm)),
                 r_ci95=[float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
                 r_ground_truth=float(np.nanmean(r_truth)), spread_ratio_median=float(np.median(spread)),
-                r_per_clip=[round(v, 3) for v in r_model])
+                **eye, r_per_clip=[round(v, 3) for v in r_model])
 
 
 def main(argv: list[str] | None = None) -> None:

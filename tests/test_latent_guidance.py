@@ -176,6 +176,31 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
     batch = torch.utils.data.default_collate(items[:2])
     losses, metrics = lip.loss(mods, batch, step=0)
     assert torch.isfinite(losses["disc"]) and torch.isfinite(losses["gen"]) and metrics["lip_fm"].item() > 0
+    # the eye GAN: both eyes' centres from the same cache, above the lips and side by side, its condition
+    # the standardised pose-free closure; region_adv_start gates both region GANs
+    eye = LatentTask(str(root), "tiny", w_guide=1.0, guidance=guide_path, dataset_size=4, w_eye_adv=0.1, w_eye_fm=1.0,
+                     w_lip_adv=0.1, adv_start=50, region_adv_start=5, **boxes)
+    items = [eye.dataset()[i] for i in range(4)]
+    eyes = torch.stack([it["driver_eyes"] for it in items])  # 4 x 2 x (x, y)
+    assert eyes.shape == (4, 2, 2) and torch.isfinite(eyes).all()
+    assert ((eyes[:, :, 1] < centres[:, None, 1] - 0.1) & (eyes[:, :, 1] > 0.2)).all()  # above the lips
+    assert ((eyes[:, 0, 0] - eyes[:, 1, 0]).abs() > 0.1).all()  # two eyes, apart
+    closure = g.eyes_closed()
+    z = np.array([g.eye_closure(c_, t_) for c_, t_ in zip(g.clip_ids, g.frame_idx)])
+    fin = np.isfinite(z)
+    np.testing.assert_allclose(z[fin].mean(), 0, atol=1e-4)
+    np.testing.assert_allclose(z[fin].std(), 1, atol=1e-3)
+    assert np.corrcoef(z[fin], closure[fin])[0, 1] > 0.999 and np.array_equal(fin, np.isfinite(closure))
+    assert float(items[0]["driver_eye_closure"]) in {float(v) for v in z[fin]}
+    mods = eye.build_model()
+    assert eye.optim_groups()[0].modules == ["disc", "disc_lip", "disc_eye"]
+    assert mods["disc_eye"].nets[0][0][0].in_channels == 4  # conditioned on the eye closure (eye_cond)
+    batch = torch.utils.data.default_collate(items[:2])
+    _, before = eye.loss(mods, batch, step=4)
+    losses, after = eye.loss(mods, batch, step=5)
+    assert "d_eye" not in before and "d_lip" not in before  # region GANs start at region_adv_start, not adv_start
+    assert "d_eye" in after and "d_lip" in after and "g_adv" not in after  # ... the frame GAN still at adv_start
+    assert torch.isfinite(losses["disc"]) and after["eye_fm"].item() > 0
     # guidance_fit: an encoder that returns MediaPipe's own measures follows its guidance with r = 1;
     # a trained-from-nothing one does not (every value a correlation or None)
     from types import SimpleNamespace

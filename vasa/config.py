@@ -104,6 +104,10 @@ class LatentConfig:
     w_lip_adv: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own GAN: hinge term (vasa.latent.lip_gan)
     w_lip_fm: float = field(default=0.0, metadata=_range(0.0, 1e6))  # ... its feature matching (both need w_guide > 0)
     lip_cond: bool = True  # the lip discriminator also reads the driver's MediaPipe mouth opening
+    w_eye_adv: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own GAN: hinge term (vasa.latent.eye_gan)
+    w_eye_fm: float = field(default=0.0, metadata=_range(0.0, 1e6))  # ... its feature matching (both need w_guide > 0)
+    eye_cond: bool = True  # the eye discriminator also reads MediaPipe's pose-free eye closure of the driver
+    region_adv_start: int = field(default=-1, metadata=_range(-1, 10**9))  # lip / eye GANs from this step (-1: adv_start)
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
     blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # drivers MediaPipe sees with closed eyes drawn 1 + boost x as often
     blink_threshold: float = field(default=0.4, metadata=_range(0.0, 1.0))  # "closed": 1 - EAR / the clip's open-eye EAR >= this

@@ -9,7 +9,9 @@
   truth, for evaluation probes only (never for the default losses);
 * with ``guide`` (a :class:`vasa.latent.guidance.Guidance`): source and driver are drawn among the
   guided frames of each clip and ``source_guide`` / ``driver_guide`` (8,) hold their landmark targets,
-  ``driver_lip`` (2,) the centre (x, y fractions; NaN: no face) of the driver's lips (the lip GAN's crop);
+  ``driver_lip`` (2,) the centre (x, y fractions; NaN: no face) of the driver's lips (the lip GAN's crop),
+  ``driver_eyes`` (2, 2) its eyes' centres and ``driver_eye_closure`` () their standardised pose-free
+  closure (the eye GAN's crops and condition);
   with ``region_fn`` too (e.g. :func:`vasa.latent.mouth.region_mask`) ``regions`` (1 x S x S) holds the
   source's and the driver's lip + eye regions united (all zero when MediaPipe missed either face);
   with ``driver_weights`` ({clip id: weight per guided frame}, e.g.
@@ -173,7 +175,9 @@ class FramePairs(Dataset):
             to = int(self.guide.frames[oid][to])
             item.update(source_guide=torch.from_numpy(self.guide.target(cid, i).copy()),
                         driver_guide=torch.from_numpy(self.guide.target(cid, j).copy()),
-                        driver_lip=torch.from_numpy(self.guide.lip_centre(cid, j)))
+                        driver_lip=torch.from_numpy(self.guide.lip_centre(cid, j)),
+                        driver_eyes=torch.from_numpy(self.guide.eye_centres(cid, j)),
+                        driver_eye_closure=torch.tensor(float(self.guide.eye_closure(cid, j))))
         (src, ps), (drv, pd), (oth, po) = self._load(c, i), self._load(c, j), self._load(o, to)
         if self.region_fn is not None:  # the source's and the driver's regions united: 1 x S x S
             s = drv.shape[-1]

@@ -158,6 +158,7 @@ class Guidance:
         self.dyn_std = np.maximum(np.nanstd(dyn, 0), 1e-6).astype(np.float32) if len(dyn) else np.ones(n_dyn, np.float32)
         self.targets = np.concatenate([self.raw[:, :len(POSE_NAMES)], (dyn - self.dyn_mean) / self.dyn_std], 1).astype(np.float32)
         self._index: dict[tuple[str, int], int] = {(str(c), int(t)): i for i, (c, t) in enumerate(zip(clip_ids, frame_idx))}
+        self._closure: np.ndarray | None = None  # eye_closure's standardised eyes_closed, computed on first use
         self.frames: dict[str, np.ndarray] = {}
         for c in np.unique(clip_ids):
             self.frames[str(c)] = np.sort(self.frame_idx[clip_ids == c])
@@ -184,6 +185,23 @@ class Guidance:
         from vasa.latent.lip_gan import lip_centre
 
         return lip_centre(self.region_points(clip_id, t))
+
+    def eye_centres(self, clip_id: str, t: int) -> np.ndarray:
+        """Both eyes' centres (2 x (x, y) fractions) of a guided frame, for the eye GAN's crops (NaN: no face)."""
+        from vasa.latent.eye_gan import eye_centres
+
+        return eye_centres(self.region_points(clip_id, t))
+
+    def eye_closure(self, clip_id: str, t: int) -> np.float32:
+        """The standardised pose-free eye closure of a guided frame (:meth:`eyes_closed` over all guided
+        frames to zero mean and unit spread; NaN: no face), the eye GAN's condition."""
+        if self._closure is None:
+            c = self.eyes_closed()
+            ok = np.isfinite(c)
+            mu, sd = (float(c[ok].mean()), float(c[ok].std())) if ok.any() else (0.0, 1.0)
+            self._closure = ((c - mu) / max(sd, 1e-6)).astype(np.float32)
+        i = self._index.get((str(clip_id), int(t)))
+        return np.float32(np.nan) if i is None else self._closure[i]
 
     def eyes_closed(self) -> np.ndarray:
         """Pose-free eye closure of every guided frame (N; NaN without a face): 1 - mean EAR / the clip's

@@ -20,6 +20,10 @@ driver's mouth open (its guidance target, standardised; one constant extra input
 and the fake crop alike. Without it the discriminator learns what lips look like, and the commonest
 lips are closed: an unconditioned lip GAN drew crisp closed lips over open-jaw drivers (README).
 
+The machinery (:class:`RegionAdversarialLoss`: K crops per item at landmark-placed centres, one
+discriminator, an optional per-item condition channel) is shared with the eyes' GAN
+(:mod:`vasa.latent.eye_gan`: two crops per item, conditioned on the eye closure).
+
 >>> lip = LipAdversarialLoss(fallback=(0.72, 0.5))               # (y, x) fractions
 >>> d_loss, g_adv, g_fm = lip(disc_lip, recon, driver, centres)   # centres: B x 2 (x, y), NaN = fallback
 >>> d_loss, g_adv, g_fm = lip(disc_lip4, recon, driver, centres, cond)  # cond: B mouth openings (NaN = 0)
@@ -69,32 +73,50 @@ def crop_at(images: torch.Tensor, centres: torch.Tensor, side: float = LIP_CROP,
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-class LipAdversarialLoss:
-    """Hinge GAN + feature matching on lip crops (module docstring). ``__call__`` returns the
-    discriminator's loss (on detached fakes) and the generator's adversarial and feature-matching terms."""
+class RegionAdversarialLoss:
+    """Hinge GAN + feature matching on crops at landmark-placed centres (module docstring): ``K`` crops
+    per item (lips: 1, eyes: 2), each a square of ``side`` of the frame resampled to ``px`` pixels.
+    ``__call__`` returns the discriminator's loss (on detached fakes) and the generator's adversarial and
+    feature-matching terms."""
 
-    def __init__(self, side: float = LIP_CROP, fallback: tuple[float, float] = (0.72, 0.5)):
-        self.side = float(side)
-        self.fallback = (float(fallback[0]), float(fallback[1]))  # (y, x): the corpus mouth box's centre
+    def __init__(self, side: float, fallback, px: int | None = None):
+        self.side, self.px = float(side), px
+        self.fallback = np.asarray(fallback, np.float32).reshape(-1, 2)  # K x (y, x), where MediaPipe found no face
         self.adv, self.fm = AdversarialLoss("hinge"), FeatureMatchingLoss()
 
     def centres(self, centres: torch.Tensor) -> torch.Tensor:
-        """B x 2 (x, y) with the NaN rows (no face found) replaced by the fallback centre."""
-        fb = centres.new_tensor([self.fallback[1], self.fallback[0]])
-        return torch.where(torch.isfinite(centres).all(1, keepdim=True), centres, fb)
+        """B x 2 or B x K x 2 (x, y) with the non-finite crops (no face found) at the fallback centres."""
+        c = centres if centres.ndim == 3 else centres[:, None]
+        if c.shape[1] != self.fallback.shape[0] and self.fallback.shape[0] != 1:
+            raise VasaError(f"{c.shape[1]} crop centres per item but {self.fallback.shape[0]} fallback centres")
+        fb = c.new_tensor(np.ascontiguousarray(self.fallback[:, ::-1]))  # K x (x, y)
+        out = torch.where(torch.isfinite(c).all(-1, keepdim=True), c, fb)
+        return out if centres.ndim == 3 else out[:, 0]
 
     def __call__(self, disc: torch.nn.Module, recon: torch.Tensor, driver: torch.Tensor,
                  centres: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         c = self.centres(centres.to(recon.device))
-        real_crop, fake_crop = crop_at(driver, c, self.side), crop_at(recon, c, self.side)
-        if cond is not None:  # B: the driver's mouth opening as a constant 4th channel of both crops
-            k = torch.nan_to_num(cond.to(recon.device, recon.dtype), nan=0.0)[:, None, None, None]
+        c = c if c.ndim == 3 else c[:, None]  # B x K x 2
+        K = c.shape[1]
+        rep = (lambda x: x.repeat_interleave(K, 0)) if K > 1 else (lambda x: x)
+        c = c.reshape(-1, 2)  # (B K) x 2, item-major
+        real_crop, fake_crop = crop_at(rep(driver), c, self.side, self.px), crop_at(rep(recon), c, self.side, self.px)
+        if cond is not None:  # B: the driver's measure as a constant 4th channel of both crops (NaN = 0)
+            k = rep(torch.nan_to_num(cond.to(recon.device, recon.dtype), nan=0.0))[:, None, None, None]
             k = k.expand(-1, 1, *real_crop.shape[-2:])
             real_crop, fake_crop = torch.cat([real_crop, k], 1), torch.cat([fake_crop, k], 1)
         real = disc(real_crop)
         d_loss = self.adv.discriminator(real, disc(fake_crop.detach()))
         fake = disc(fake_crop)
         return d_loss, self.adv.generator(fake), self.fm(real, fake)
+
+
+class LipAdversarialLoss(RegionAdversarialLoss):
+    """The lips' GAN: one crop of ``LIP_CROP`` per item at the lips' centre; ``fallback`` = the corpus
+    mouth box's centre (y, x)."""
+
+    def __init__(self, side: float = LIP_CROP, fallback: tuple[float, float] = (0.72, 0.5)):
+        super().__init__(side, fallback)
 
 
 def box_centre(box) -> tuple[float, float]:

@@ -15,9 +15,11 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
                decode(V_app^i, z_id^i, z_pose^i, z_dyn^j)     -> w_consist * l_consist   (every consist_every steps)
     cross    = decode(V_app^i, z_id^i, motion of the other)    -> w_cross_id * l_cross_id (every cross_every steps)
     GAN      = hinge loss + feature matching on recon          -> w_adv, w_fm             (from step adv_start)
-    lip GAN  = the same on a crop around the driver's lips     -> w_lip_adv, w_lip_fm     (from step adv_start;
-               its own discriminator ``disc_lip``, the crop placed by the guidance cache, conditioned on the
-               driver's MediaPipe mouth opening unless lip_cond is 0: vasa.latent.lip_gan)
+    lip GAN  = the same on a crop around the driver's lips     -> w_lip_adv, w_lip_fm     (from step region_adv_start,
+               -1: adv_start; its own discriminator ``disc_lip``, the crop placed by the guidance cache, conditioned
+               on the driver's MediaPipe mouth opening unless lip_cond is 0: vasa.latent.lip_gan)
+    eye GAN  = the same on a crop around each of its eyes      -> w_eye_adv, w_eye_fm     (from region_adv_start too;
+               ``disc_eye``, conditioned on MediaPipe's pose-free eye closure unless eye_cond is 0: vasa.latent.eye_gan)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
     leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
@@ -54,7 +56,8 @@ from vasa.train import OptimGroup, TrainTask
 BLEND_REGIONS = ("box", "landmarks")  # where the src_blend mask is kept out: corpus boxes, or per-frame contours
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
                 "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_blend_regions", "w_leak",
-                "leak_start", "leak_ramp", "w_lip_adv", "w_lip_fm", "lip_cond")
+                "leak_start", "leak_ramp", "w_lip_adv", "w_lip_fm", "lip_cond", "w_eye_adv", "w_eye_fm", "eye_cond",
+                "region_adv_start")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -96,7 +99,8 @@ class LatentTask(TrainTask):
         self.w = dict(w_rec=1.0, rec_ssim=0.5, w_consist=1.0, consist_every=4, w_cross_id=0.0, cross_every=4,
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
                       w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_blend_regions=0.0, w_leak=0.0,
-                      leak_start=0, leak_ramp=0, w_lip_adv=0.0, w_lip_fm=0.0, lip_cond=1.0)
+                      leak_start=0, leak_ramp=0, w_lip_adv=0.0, w_lip_fm=0.0, lip_cond=1.0, w_eye_adv=0.0,
+                      w_eye_fm=0.0, eye_cond=1.0, region_adv_start=-1)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
@@ -128,6 +132,13 @@ class LatentTask(TrainTask):
             self.lip_gan = LipAdversarialLoss(fallback=box_centre(mouth_box) if mouth_box is not None else (0.72, 0.5))
             from vasa.latent.guidance import GUIDE_NAMES, RAW_NAMES
             self.guide_mouth = (RAW_NAMES if guide_targets == "raw" else GUIDE_NAMES).index("mouth")
+        self.eye_gan = None  # the eyes' own discriminator (vasa.latent.eye_gan), placed by the guidance cache
+        if self.w["w_eye_adv"] > 0 or self.w["w_eye_fm"] > 0:
+            if not guidance:
+                raise VasaError("w_eye_adv / w_eye_fm crop each driver's eyes where MediaPipe found them: they need "
+                                "the landmark guidance (w_guide > 0), or set both to 0")
+            from vasa.latent.eye_gan import EyeAdversarialLoss, eye_fallback
+            self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box)) if eyes_box is not None else EyeAdversarialLoss()
         if self.w["w_blend_regions"] > 0:
             if mouth_box is None or eyes_box is None:
                 raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")
@@ -168,6 +179,8 @@ class LatentTask(TrainTask):
         mods: dict[str, nn.Module] = {"model": FaceLatentModel(self.model_cfg), "disc": L.PatchDiscriminator()}
         if self.lip_gan is not None:
             mods["disc_lip"] = L.PatchDiscriminator(in_channels=4 if self.w["lip_cond"] else 3)
+        if self.eye_gan is not None:
+            mods["disc_eye"] = L.PatchDiscriminator(in_channels=4 if self.w["eye_cond"] else 3)
         if self.w["w_cross_id"] > 0:
             if not self.identity:
                 raise VasaError("w_cross_id > 0 needs an identity embedder (train_identity first, or set w_cross_id=0)")
@@ -178,7 +191,7 @@ class LatentTask(TrainTask):
         return mods
 
     def optim_groups(self) -> list[OptimGroup]:
-        discs = ["disc"] + (["disc_lip"] if self.lip_gan is not None else [])
+        discs = ["disc"] + (["disc_lip"] if self.lip_gan is not None else []) + (["disc_eye"] if self.eye_gan is not None else [])
         groups = [OptimGroup("disc", discs, lr=self.lr_disc, betas=(0.5, 0.999))]
         return groups + [OptimGroup("gen", ["model"])]
 
@@ -206,7 +219,9 @@ class LatentTask(TrainTask):
         do_consist = w["w_consist"] > 0 and step % w["consist_every"] == 0
         do_cross = w["w_cross_id"] > 0 and step % w["cross_every"] == 0
         do_gan = (w["w_adv"] > 0 or w["w_fm"] > 0) and step >= w["adv_start"]
-        do_lip = self.lip_gan is not None and step >= w["adv_start"]  # FramePairs with guide= gives driver_lip
+        region_start = w["adv_start"] if w["region_adv_start"] < 0 else w["region_adv_start"]
+        do_lip = self.lip_gan is not None and step >= region_start  # FramePairs with guide= gives driver_lip
+        do_eye = self.eye_gan is not None and step >= region_start  # ... and driver_eyes, driver_eye_closure
         out = model(src, drv, other=batch["other"] if do_cross else None, consistency=do_consist)
         recon = out["recon"]
         metrics: dict[str, Any] = {}
@@ -286,6 +301,12 @@ class LatentTask(TrainTask):
             losses["disc"] = losses["disc"] + d_lip if "disc" in losses else d_lip
             gen = gen + w["w_lip_adv"] * g_lip + w["w_lip_fm"] * fm_lip
             metrics.update(g_lip_adv=g_lip, lip_fm=fm_lip, d_lip=d_lip)
+        if do_eye:  # the eyes' own discriminator (vasa.latent.eye_gan)
+            cond = batch["driver_eye_closure"] if self.w["eye_cond"] else None  # MediaPipe's pose-free eye closure
+            d_eye, g_eye, fm_eye = self.eye_gan(m["disc_eye"], recon, drv, batch["driver_eyes"], cond)
+            losses["disc"] = losses["disc"] + d_eye if "disc" in losses else d_eye
+            gen = gen + w["w_eye_adv"] * g_eye + w["w_eye_fm"] * fm_eye
+            metrics.update(g_eye_adv=g_eye, eye_fm=fm_eye, d_eye=d_eye)
         with torch.no_grad():  # collapse monitors: spread of the motion codes over the batch
             metrics["z_pose_std"] = out["z_pose_drv"].std(0).mean() if len(drv) > 1 else out["z_pose_drv"].sum() * 0
             metrics["z_dyn_std"] = out["z_dyn_drv"].std(0).mean() if len(drv) > 1 else out["z_dyn_drv"].sum() * 0

@@ -70,8 +70,12 @@ def train_latent(
     w_blend_regions: float = 0.0,          # src_blend: mask inside the mouth + eye crops (the copy kept out)
     blend_regions: str = "box",            # "box": one crop per corpus | "landmarks": each pair's lip + eye contours
     w_lip_adv: float = 0.0,                # the lips' own GAN on a crop at each driver's lips (vasa.latent.lip_gan) ...
-    w_lip_fm: float = 0.0,                 # ... and its feature matching; from adv_start, need w_guide > 0
+    w_lip_fm: float = 0.0,                 # ... and its feature matching; from region_adv_start, need w_guide > 0
     lip_cond: bool = True,                 # ... its discriminator conditioned on the driver's MediaPipe mouth opening
+    w_eye_adv: float = 0.0,                # the eyes' own GAN on a crop at each of the driver's eyes (vasa.latent.eye_gan) ...
+    w_eye_fm: float = 0.0,                 # ... and its feature matching; need w_guide > 0
+    eye_cond: bool = True,                 # ... its discriminator conditioned on MediaPipe's pose-free eye closure
+    region_adv_start: int = -1,            # the lip / eye GANs from this step on (-1: adv_start)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
     blink_boost: float = 0.0,              # drivers whose eyes MediaPipe sees closed drawn 1 + boost times as often
     blink_threshold: float = 0.4,          # ... "closed": pose-free eye closure (1 - EAR / open-eye EAR) >= this
@@ -116,7 +120,8 @@ def train_latent(
                    w_equiv=w_equiv, w_flip=w_flip, w_decorr=w_decorr, w_leak=w_leak, leak_start=leak_start, leak_ramp=leak_ramp, w_warp=w_warp, w_sup_pose=w_sup_pose,
                    w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes,
                    w_blend_regions=w_blend_regions, w_lip_adv=w_lip_adv, w_lip_fm=w_lip_fm,
-                   lip_cond=float(lip_cond))
+                   lip_cond=float(lip_cond), w_eye_adv=w_eye_adv, w_eye_fm=w_eye_fm, eye_cond=float(eye_cond),
+                   region_adv_start=region_adv_start)
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
@@ -130,14 +135,15 @@ def train_latent(
     boxes: dict = {}
     regions = w_blend_regions > 0
     lip = w_lip_adv > 0 or w_lip_fm > 0  # the lip GAN's fallback crop centre: the corpus mouth box
-    if w_mouth > 0 or w_eyes > 0 or regions or lip:
+    eye = w_eye_adv > 0 or w_eye_fm > 0  # the eye GAN's fallback crop centres: the corpus eye box's halves
+    if w_mouth > 0 or w_eyes > 0 or regions or lip or eye:
         from vasa.latent.mouth import corpus_region_boxes
 
         boxes = corpus_region_boxes(corpus, "train", mouth_frames, seed)
         summary.update(mouth_box=list(boxes["mouth"]), eyes_box=list(boxes["eyes"]))
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
                       identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 or regions or lip else None,
-                      eyes_box=boxes.get("eyes") if w_eyes > 0 or regions else None, model=model,
+                      eyes_box=boxes.get("eyes") if w_eyes > 0 or regions or eye else None, model=model,
                       guide_targets=guide_targets, blend_regions=blend_regions, blink_boost=blink_boost,
                       blink_threshold=blink_threshold, **weights)
     start = _current_step(work_dir)
