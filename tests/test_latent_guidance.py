@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from vasa.latent.guidance import GUIDE_NAMES, RAW_NAMES, Guidance, GuidanceLoss, dyn_targets, estimate_guidance, guided_frames
+from vasa.latent.guidance import (GUIDE_NAMES, RAW_NAMES, Guidance, GuidanceLoss, dyn_targets, estimate_guidance, eye_closure,
+                                  guided_frames)
 
 
 def test_guided_frames_evenly_spaced_and_unique():
@@ -81,6 +82,31 @@ def test_dyn_targets_are_pose_free_and_eyes_closed_is_per_clip():
     assert corr(t[:, 1], blink) > 0.9 and corr(t[:, 1], yaw) < 0.05  # eyes_closed
     assert corr(t[:, 2], gaze) > 0.9 and corr(t[:, 2], yaw) < 0.05  # gaze_h
     assert corr(t[:, 0], jaw) > 0.95 and corr(t[:, 0], pitch) < 0.05  # mouth
+
+
+def test_closure_targets_keep_raw_mouth_and_gaze_and_read_the_blink_per_clip():
+    """targets="closure": mouth and gaze are the raw measures (standardised, as in "raw"), the eyes the
+    per-clip closure of both eyes: it follows the blink, not the identity's eye size nor the yaw, where
+    the raw left-eye ratio is mostly eye size."""
+    rng = np.random.default_rng(1)
+    n, clips = 2000, 50
+    ids = np.repeat(np.arange(clips), n // clips).astype(str)
+    yaw = rng.normal(0, 0.2, n)
+    eye_size = np.repeat(rng.uniform(0.2, 0.4, clips), n // clips)
+    blink = (rng.random(n) < 0.05) * rng.uniform(0.5, 1.0, n)
+    raw = np.stack([yaw, rng.normal(0, 0.1, n), rng.normal(0, 0.07, n), rng.random(n),
+                    eye_size * (1 - blink) * (1 + 0.8 * yaw), eye_size * (1 - blink) * (1 - 0.8 * yaw),
+                    rng.normal(0, 0.1, n), rng.normal(0, 0.1, n)], 1).astype(np.float32)
+    g = Guidance(ids, np.tile(np.arange(n // clips), clips), raw, targets="closure")
+    r = Guidance(ids, np.tile(np.arange(n // clips), clips), raw)
+    assert g.names == GUIDE_NAMES and g.targets.shape == (n, len(GUIDE_NAMES))
+    np.testing.assert_allclose(g.targets[:, :4], r.targets[:, :4], atol=1e-5)  # pose + raw mouth
+    np.testing.assert_allclose(g.targets[:, 5:], r.targets[:, 6:], atol=1e-5)  # raw gaze
+    corr = lambda a, b: abs(np.corrcoef(a, b)[0, 1])  # noqa: E731
+    assert corr(g.targets[:, 4], blink) > 0.9 and corr(g.targets[:, 4], yaw) < 0.05
+    assert corr(g.targets[:, 4], eye_size) < 0.1 < 0.5 < corr(r.targets[:, 4], eye_size)
+    assert abs(g.targets[:, 4].mean()) < 1e-5 and g.targets[:, 4].std() == pytest.approx(1.0, abs=1e-4)
+    np.testing.assert_allclose(g.eyes_closed(), eye_closure(ids, raw), equal_nan=True)
 
 
 def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
@@ -227,8 +253,17 @@ def test_estimate_guidance_on_rendered_frames_is_cached(tmp_path):
             return torch.cat([raw[:, :3], torch.zeros(len(raw), 3)], 1), torch.cat([raw[:, 3:], torch.zeros(len(raw), 3)], 1)
 
     fit = guidance_fit(Oracle(), root, "train", 6, work_dir=tmp_path / "run")
-    assert list(fit) == list(RAW_NAMES)
-    assert all(v is None or v == pytest.approx(1.0, abs=1e-5) for v in fit.values()) and fit["yaw"] is not None
+    assert list(fit) == list(RAW_NAMES) + ["eyes_closed"]
+    assert all(v is None or v == pytest.approx(1.0, abs=1e-5) for k, v in fit.items() if k != "eyes_closed")
+    assert fit["yaw"] is not None
+    closure = g.eyes_closed()
+    for k, v in lookup.items():  # an encoder whose eyes' channel is the per-clip closure ("closure" layout)
+        i = next(i for cid in g.frames for i in [g._index[(cid, int(t))] for t in g.frames[cid]]
+                 if np.array_equal(g.raw[i], v, equal_nan=True))
+        lookup[k] = np.concatenate([v[:4], [closure[i]], v[5:]]).astype(np.float32)
+    fit_c = guidance_fit(Oracle(), root, "train", 6, work_dir=tmp_path / "run")
+    assert fit_c["eyes_closed"] is None or fit_c["eyes_closed"] == pytest.approx(1.0, abs=1e-5)
+    assert np.isfinite(closure).sum() < 3 or fit_c["eyes_closed"] is not None
     fresh = guidance_fit(FaceLatentModel("tiny").eval(), root, "train", 6, work_dir=tmp_path / "run")
     assert all(v is None or -1.0 <= v <= 1.0 for v in fresh.values())
 

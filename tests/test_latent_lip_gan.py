@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vasa.errors import VasaError
-from vasa.latent.lip_gan import LIP_POINTS, LipAdversarialLoss, box_centre, crop_at, lip_centre
+from vasa.latent.lip_gan import LIP_POINTS, LipAdversarialLoss, binomial_blur, box_centre, crop_at, lip_centre
 from vasa.latent.losses import PatchDiscriminator
 
 
@@ -91,3 +91,47 @@ def test_the_condition_reaches_the_discriminator_and_nan_reads_as_zero():
     torch.testing.assert_close(a[0], c[0])  # no face found: the mean opening (0, standardised)
     with pytest.raises(RuntimeError):  # a 3-channel discriminator cannot take the condition
         lip(PatchDiscriminator(), recon, driver, centres, torch.zeros(2))
+
+
+def _checker(h: int, w: int) -> torch.Tensor:
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    return ((yy + xx) % 2 * 2 - 1).float()  # +-1, 2-pixel period in both directions
+
+
+def test_binomial_blur_keeps_a_constant_and_removes_the_2_pixel_pattern_edges_included():
+    x = torch.rand(2, 3, 9, 12)
+    torch.testing.assert_close(binomial_blur(torch.full((1, 2, 5, 6), 0.7)), torch.full((1, 2, 5, 6), 0.7))
+    torch.testing.assert_close(binomial_blur(x + 0.3 * _checker(9, 12)), binomial_blur(x))
+    assert (binomial_blur(x) - x).abs().max() > 0.05  # it does filter
+    assert binomial_blur(x).shape == x.shape
+
+
+@pytest.mark.parametrize("blur", [False, True])
+def test_with_region_blur_the_discriminator_is_blind_to_a_2_pixel_pattern(blur):
+    """A checkerboard added to the reconstruction changes the lip GAN's terms without the blur and leaves
+    them (and the discriminator's loss) unchanged with it; the gradient the generator gets then holds no
+    2-pixel pattern. Pixel-aligned crop: 32 px frame, side 0.5 -> 16 px crop on the pixel grid."""
+    torch.manual_seed(0)
+    disc = PatchDiscriminator().eval()
+    lip = LipAdversarialLoss(side=0.5, blur=blur)
+    recon, driver = torch.rand(1, 3, 32, 32) * 2 - 1, torch.rand(1, 3, 32, 32) * 2 - 1
+    centres = torch.tensor([[0.5, 0.5]])
+    a = lip(disc, recon, driver, centres)
+    b = lip(disc, recon + 0.2 * _checker(32, 32), driver, centres)
+    same = all(torch.allclose(u, v, rtol=1e-4, atol=1e-4) for u, v in zip(a, b))  # float noise of the resampling
+    assert same == blur
+    x = recon.clone().requires_grad_()
+    sum(lip(disc, x, driver, centres)[1:]).backward()
+    g = x.grad[0, :, 8:24, 8:24]  # the crop
+    nyquist = (g * _checker(32, 32)[8:24, 8:24]).sum().abs() / g.abs().sum()
+    assert (nyquist < 1e-5) == blur
+
+
+def test_region_blur_reaches_both_region_gans(smoke_corpus, tmp_path):
+    from vasa.latent.guidance import estimate_guidance
+    from vasa.latent.task import LatentTask
+
+    estimate_guidance(smoke_corpus, "train", 4, tmp_path, workers=1, progress=False)
+    kw = dict(guidance=str(tmp_path / "guidance-train.npz"), w_guide=1.0, w_lip_adv=0.1, w_eye_adv=0.1)
+    on, off = LatentTask(str(smoke_corpus), "tiny", region_blur=1.0, **kw), LatentTask(str(smoke_corpus), "tiny", **kw)
+    assert on.lip_gan.blur and on.eye_gan.blur and not off.lip_gan.blur and not off.eye_gan.blur

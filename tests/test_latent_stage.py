@@ -197,6 +197,47 @@ def test_mouth_measure_boxes_follow_the_mouth_and_score_copy(corpus, tmp_path):
     assert cp["mouth_gain"] == pytest.approx(0.0) and cp["mouth_psnr"] == pytest.approx(cp["mouth_psnr_copy"])
 
 
+def test_mouth_boxes_share_a_renderer_per_clip_without_changing_a_box(corpus):
+    """mouth_boxes builds one renderer per clip: a mixed list of frames from two clips gives, box for box,
+    what each frame gives alone."""
+    from vasa.data.corpus import Corpus
+    from vasa.latent.evaluate import mouth_boxes
+
+    c = Corpus(corpus)
+    a, b = c.records(kind="speech")[:2]
+    pa, pb = c.params(a["id"])[:3], c.params(b["id"])[:3]
+    recs, prm = [a, b, a, b, a, b], np.stack([pa[0], pb[0], pa[1], pb[1], pa[2], pb[2]])
+    together = mouth_boxes(recs, prm, 128)
+    alone = np.concatenate([mouth_boxes([r], p[None], 128) for r, p in zip(recs, prm)])
+    np.testing.assert_array_equal(together, alone)
+
+
+def test_mouth_texture_tells_blur_from_invented_detail():
+    """scripts/latent_mouth_jaw.py's lip texture: the real crop scores a high-frequency ratio of 1, a blurred
+    one below 1, horizontal stripes (teeth drawn on a closed mouth) above 1; the PSNR falls with both."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "latent_mouth_jaw.py"
+    spec = importlib.util.spec_from_file_location("mouth_jaw_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:32, :32]
+    real = (120 + 40 * np.sin(xx / 5.0) * np.cos(yy / 7.0))[None, ..., None].repeat(3, -1)
+    real = np.clip(real + rng.normal(0, 2, real.shape), 0, 255).astype(np.uint8)
+    blur = real.astype(float)
+    for _ in range(3):  # 3 box-blur passes
+        blur = (blur + np.roll(blur, 1, 1) + np.roll(blur, -1, 1) + np.roll(blur, 1, 2) + np.roll(blur, -1, 2)) / 5
+    stripes = real.astype(float) + np.where(yy % 2 == 0, 30.0, -30.0)[None, ..., None]
+    ims = np.concatenate([real, blur.astype(np.uint8), np.clip(stripes, 0, 255).astype(np.uint8)])
+    boxes = np.array([[4, 4, 28, 28]] * 3)
+    tex = mod.mouth_texture(ims, np.concatenate([real] * 3), boxes)
+    assert tex[0, 1] == pytest.approx(1.0) and tex[1, 1] < 0.8 and tex[2, 1] > 1.5
+    assert tex[0, 0] > 100 and tex[1, 0] < tex[0, 0] and tex[2, 0] < tex[0, 0]
+    degenerate = mod.mouth_texture(ims[:1], real, np.array([[4, 4, 6, 28]]))  # too thin a box: no score
+    assert np.isnan(degenerate).all()
+
+
 def test_identity_embedder_names_the_fix_for_a_one_still_gallery(tmp_path):
     from vasa.errors import VasaError
     from vasa.latent.identity import IdentityViews

@@ -96,7 +96,7 @@ class LatentConfig:
     guide_pose: float = field(default=1.0, metadata=_range(0.0, None))  # yaw / pitch / roll part of the guidance
     guide_dyn: float = field(default=1.0, metadata=_range(0.0, None))  # mouth / eye / gaze part of the guidance
     guide_frames: int = field(default=16, metadata=_range(2, 100_000))  # guided frames per training clip
-    guide_targets: str = field(default="raw", metadata=_choice("raw", "pose_free"))  # z_dyn guidance targets (README: pose leak)
+    guide_targets: str = field(default="raw", metadata=_choice("raw", "pose_free", "closure"))  # z_dyn guidance targets (README: pose leak, blinks)
     w_mouth: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the lips' own reconstruction term (mouth crop)
     w_eyes: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own reconstruction term (eye crop)
     w_blend_regions: float = field(default=0.0, metadata=_range(0.0, 1e6))  # src_blend mask in the mouth/eye crops
@@ -108,6 +108,7 @@ class LatentConfig:
     w_eye_fm: float = field(default=0.0, metadata=_range(0.0, 1e6))  # ... its feature matching (both need w_guide > 0)
     eye_cond: bool = True  # the eye discriminator also reads MediaPipe's pose-free eye closure of the driver
     region_adv_start: int = field(default=-1, metadata=_range(-1, 10**9))  # lip / eye GANs from this step (-1: adv_start)
+    region_blur: bool = False  # lip / eye GANs judge low-passed crops (no 2-pixel pattern: vasa.latent.lip_gan)
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
     blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # drivers MediaPipe sees with closed eyes drawn 1 + boost x as often
     blink_threshold: float = field(default=0.4, metadata=_range(0.0, 1.0))  # "closed": 1 - EAR / the clip's open-eye EAR >= this

@@ -126,11 +126,14 @@ def mouth_boxes(records: list[dict], params: np.ndarray, size: int) -> np.ndarra
     from vasa.synth.identity import Identity
     from vasa.synth.render import HeadRenderer
 
-    boxes = []
+    boxes, renderers = [], {}  # one renderer per clip: a clip's frames share it
     for r, p in zip(records, params):
         if "identity_params" not in r:
             raise VasaError("mouth_boxes needs a generated corpus (records with identity_params)")
-        lm = HeadRenderer(Identity.from_dict(r["identity_params"]), resolution=size, supersample=1).landmarks(p)
+        key = r.get("id", id(r))
+        if key not in renderers:
+            renderers[key] = HeadRenderer(Identity.from_dict(r["identity_params"]), resolution=size, supersample=1)
+        lm = renderers[key].landmarks(p)
         (mx, my), (lx, ly), (rx, ry) = lm["mouth_center"], lm["eye_l"], lm["eye_r"]
         hw = max(3.0, 0.7 * float(np.hypot(lx - rx, ly - ry)))
         hh = 0.6 * hw

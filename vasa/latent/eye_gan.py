@@ -59,7 +59,8 @@ class EyeAdversarialLoss(RegionAdversarialLoss):
     """The eyes' GAN: two crops of ``EYE_CROP`` per item, resampled to ``EYE_PX``; ``fallback`` = two
     (y, x) centres (default: a frontal face filling the frame)."""
 
-    def __init__(self, side: float = EYE_CROP, fallback=((0.42, 0.36), (0.42, 0.64)), px: int = EYE_PX):
-        super().__init__(side, fallback, px)
+    def __init__(self, side: float = EYE_CROP, fallback=((0.42, 0.36), (0.42, 0.64)), px: int = EYE_PX,
+                 blur: bool = False):
+        super().__init__(side, fallback, px, blur)
         if self.fallback.shape[0] != 2:
             raise VasaError(f"the eye GAN needs two fallback centres (one per eye), got {self.fallback.shape[0]}")

@@ -28,6 +28,10 @@ yaw in ``z_dyn`` (probe R^2 0.90). So (:func:`dyn_targets`):
 * every dynamics target is then regressed on a quadratic in MediaPipe's own (yaw, pitch, roll) over
   the split and replaced by its residual (least squares, label-free), and standardised.
 
+``guide_targets: closure`` keeps the raw mouth and gaze but guides the eyes' channel with that per-clip
+``eyes_closed`` (:func:`eye_closure`): across clips the raw aspect ratios mostly measure the identity's
+eye shape, not the blink.
+
 Estimation runs once per (corpus, split, frames per clip) on ``frames`` evenly spaced frames of every
 speech clip (MediaPipe: ~11 ms/frame/core) and is cached as ``<work_dir>/guidance-<split>.npz``
 (uncompressed, no pickles) + a JSON sidecar with the settings; pairs for training are then drawn among
@@ -59,7 +63,7 @@ RAW_NAMES = POSE_NAMES + ("mouth", "ear_l", "ear_r", "gaze_h", "gaze_v")  # colu
 DYN_NAMES = ("mouth", "eyes_closed", "gaze_h", "gaze_v")  # the pose-free dynamics targets
 GUIDE_NAMES = POSE_NAMES + DYN_NAMES
 RAW_DYN_NAMES = RAW_NAMES[len(POSE_NAMES):]  # targets="raw": MediaPipe's measures, standardised only
-TARGETS = ("raw", "pose_free")
+TARGETS = ("raw", "pose_free", "closure")
 FORMAT = 2  # of the cache (raw estimates + region contours); the targets are derived from it on load
 REGION_POINTS = 52  # lips (20) + both eyes (16 + 16): vasa.latent.mouth.LIP_INDICES + EYE_INDICES
 
@@ -111,17 +115,26 @@ def _pose_design(pose: np.ndarray) -> np.ndarray:
     return np.stack([np.ones_like(y), y, p, r, y * y, p * p, r * r, y * p, y * r, p * r], 1)
 
 
-def dyn_targets(clip_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """Raw estimates (N x ``RAW_NAMES``) -> pose-free dynamics targets (N x ``DYN_NAMES``), NaN where
-    MediaPipe found no face. See the module docstring for why and how."""
+def eye_closure(clip_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Raw estimates (N x ``RAW_NAMES``) -> pose-free eye closure (N; NaN without a face): 1 - the mean
+    aspect ratio of both eyes / the clip's open-eye ratio (its 90th percentile). Both eyes: their opposite
+    yaw slopes cancel; per clip: the identity's eye shape drops out."""
     raw = np.asarray(raw, np.float64)
-    pose, mouth, ear, gaze = raw[:, :3], raw[:, 3], raw[:, 4:6].mean(1), raw[:, 6:8]
+    ear, clip_ids = raw[:, 4:6].mean(1), np.asarray(clip_ids)
     closed = np.full(len(raw), np.nan)
     for c in np.unique(clip_ids):
         m = (clip_ids == c) & np.isfinite(ear)
         if m.any():
             closed[m] = 1.0 - ear[m] / max(float(np.percentile(ear[m], 90)), 1e-6)
-    dyn = np.stack([mouth, closed, gaze[:, 0], gaze[:, 1]], 1)
+    return closed
+
+
+def dyn_targets(clip_ids: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """Raw estimates (N x ``RAW_NAMES``) -> pose-free dynamics targets (N x ``DYN_NAMES``), NaN where
+    MediaPipe found no face. See the module docstring for why and how."""
+    raw = np.asarray(raw, np.float64)
+    pose, mouth, gaze = raw[:, :3], raw[:, 3], raw[:, 6:8]
+    dyn = np.stack([mouth, eye_closure(clip_ids, raw), gaze[:, 0], gaze[:, 1]], 1)
     ok = np.isfinite(dyn).all(1) & np.isfinite(pose).all(1)
     if ok.sum() > 20:  # enough frames to fit the pose trend (10 coefficients)
         X = _pose_design(np.where(np.isfinite(pose), pose, 0.0))
@@ -137,7 +150,9 @@ class Guidance:
     indices; ``target(clip_id, t)`` -> float32: the pose in radians and the standardised dynamics
     (NaN where MediaPipe found no face): with ``targets="pose_free"`` ``GUIDE_NAMES`` (the pose-free
     targets of :func:`dyn_targets`), with ``targets="raw"`` (the default profile's, see README) the
-    raw measures ``RAW_NAMES``.
+    raw measures ``RAW_NAMES``, with ``targets="closure"`` ``GUIDE_NAMES`` too: the raw mouth and gaze,
+    and for the eyes the per-clip closure of :func:`eye_closure` (the blink, without the identity's eye
+    shape that dominates the raw aspect ratios across clips).
     """
 
     def __init__(self, clip_ids: np.ndarray, frame_idx: np.ndarray, raw: np.ndarray, targets: str = "raw",
@@ -151,8 +166,14 @@ class Guidance:
         if targets not in TARGETS:
             raise VasaError(f"guidance targets must be one of {TARGETS}, got {targets!r}")
         self.kind = targets
-        self.names = GUIDE_NAMES if targets == "pose_free" else RAW_NAMES
-        dyn = dyn_targets(np.asarray(clip_ids), self.raw) if targets == "pose_free" else self.raw[:, len(POSE_NAMES):]
+        self.names = RAW_NAMES if targets == "raw" else GUIDE_NAMES
+        if targets == "pose_free":
+            dyn = dyn_targets(np.asarray(clip_ids), self.raw)
+        elif targets == "closure":  # the raw mouth and gaze, the eyes as the pose-free closure (blinks)
+            r = self.raw.astype(np.float64)
+            dyn = np.stack([r[:, 3], eye_closure(clip_ids, r), r[:, 6], r[:, 7]], 1)
+        else:
+            dyn = self.raw[:, len(POSE_NAMES):]
         n_dyn = dyn.shape[1]
         self.dyn_mean = np.nanmean(dyn, 0).astype(np.float32) if len(dyn) else np.zeros(n_dyn, np.float32)
         self.dyn_std = np.maximum(np.nanstd(dyn, 0), 1e-6).astype(np.float32) if len(dyn) else np.ones(n_dyn, np.float32)
@@ -206,7 +227,7 @@ class Guidance:
     def eyes_closed(self) -> np.ndarray:
         """Pose-free eye closure of every guided frame (N; NaN without a face): 1 - mean EAR / the clip's
         open-eye EAR (:func:`dyn_targets`, before standardisation), whichever targets guide ``z_dyn``."""
-        return dyn_targets(np.asarray(self.clip_ids), self.raw)[:, DYN_NAMES.index("eyes_closed")]
+        return eye_closure(self.clip_ids, self.raw)
 
     def driver_weights(self, boost: float, threshold: float = 0.4) -> dict[str, np.ndarray]:
         """Sampling weight of each guided frame as a driver, per clip (aligned with ``frames[clip_id]``):
@@ -285,7 +306,8 @@ def guidance_fit(model, corpus: str | Path, split: str = "test", frames: int = 1
                  work_dir: str | Path | None = None) -> dict[str, float | None]:
     """How closely a trained motion encoder follows its guidance: the Pearson r of each guided channel
     of E_mot's raw codes (``z_pose[:, :3]``, ``z_dyn[:, :5]`` in the ``raw`` layout) with MediaPipe's
-    measure on ``frames`` guided frames per clip of ``split`` (None where undefined: no face found,
+    measure on ``frames`` guided frames per clip of ``split``, and ``eyes_closed``: ``z_dyn[:, 1]`` with
+    the per-clip eye closure (:func:`eye_closure`; the eyes' channel of the other layouts) (None where undefined: no face found,
     or a constant). Read next to the probes: a pose probe below what MediaPipe explains of the truth
     with a high r here is the guide's limit, with a low r the encoder's. ``work_dir``: the guidance
     cache (None: a temporary one)."""
@@ -309,10 +331,18 @@ def guidance_fit(model, corpus: str | Path, split: str = "test", frames: int = 1
         zd.append(d[:, :len(RAW_DYN_NAMES)].float().cpu().numpy())
     codes = np.concatenate([np.concatenate(zp), np.concatenate(zd)], 1) if zp else np.zeros((0, len(RAW_NAMES)))
     out: dict[str, float | None] = {}
+
+    def r(a: np.ndarray, b: np.ndarray) -> float | None:
+        return float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else None
+
     for k, name in enumerate(RAW_NAMES):
         ok = np.isfinite(g.raw[:, k]) if len(g) else np.zeros(0, bool)
-        a, b = (codes[ok, k], g.raw[ok, k]) if k < codes.shape[1] else (np.zeros(0), np.zeros(0))
-        out[name] = float(np.corrcoef(a, b)[0, 1]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else None
+        out[name] = r(codes[ok, k], g.raw[ok, k]) if k < codes.shape[1] else None
+    # the second z_dyn channel against the per-clip eye closure (the "closure" / "pose_free" layouts' eyes)
+    k = len(POSE_NAMES) + 1
+    closed = g.eyes_closed() if len(g) else np.zeros(0)
+    ok = np.isfinite(closed)
+    out["eyes_closed"] = r(codes[ok, k], closed[ok]) if k < codes.shape[1] else None
     return out
 
 

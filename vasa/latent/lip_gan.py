@@ -20,6 +20,13 @@ driver's mouth open (its guidance target, standardised; one constant extra input
 and the fake crop alike. Without it the discriminator learns what lips look like, and the commonest
 lips are closed: an unconditioned lip GAN drew crisp closed lips over open-jaw drivers (README).
 
+Low-passed (``region_blur``): both crops can go through a 3 x 3 binomial filter before the discriminator
+(:func:`binomial_blur`). Its response at the Nyquist frequency is zero, so the discriminator cannot see a
+pattern of 2-pixel period and its gradient (the filter is its own transpose) brings the generator none.
+Without it the full stage's lip GAN left such a pattern, colour fringes of 2-pixel period, on the rendered
+lips (README, "The lip GAN's 2-pixel artifact"), the typical high-frequency artifact of a GAN on a
+sub-pixel-convolution output; StyleGAN2's discriminator low-passes before it downsamples for this reason.
+
 The machinery (:class:`RegionAdversarialLoss`: K crops per item at landmark-placed centres, one
 discriminator, an optional per-item condition channel) is shared with the eyes' GAN
 (:mod:`vasa.latent.eye_gan`: two crops per item, conditioned on the eye closure).
@@ -73,14 +80,23 @@ def crop_at(images: torch.Tensor, centres: torch.Tensor, side: float = LIP_CROP,
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def binomial_blur(x: torch.Tensor) -> torch.Tensor:
+    """B x C x H x W -> the same, low-passed by the 3 x 3 binomial filter [1, 2, 1]^T [1, 2, 1] / 16 per channel
+    (edges reflected): a constant is kept, a pattern of 2-pixel period (the Nyquist frequency) is removed, edges included."""
+    k = x.new_tensor([1.0, 2.0, 1.0])
+    k = (k[:, None] * k[None, :] / 16).expand(x.shape[1], 1, 3, 3)
+    return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), k, groups=x.shape[1])
+
+
 class RegionAdversarialLoss:
     """Hinge GAN + feature matching on crops at landmark-placed centres (module docstring): ``K`` crops
-    per item (lips: 1, eyes: 2), each a square of ``side`` of the frame resampled to ``px`` pixels.
+    per item (lips: 1, eyes: 2), each a square of ``side`` of the frame resampled to ``px`` pixels and,
+    with ``blur``, low-passed (:func:`binomial_blur`) before the discriminator.
     ``__call__`` returns the discriminator's loss (on detached fakes) and the generator's adversarial and
     feature-matching terms."""
 
-    def __init__(self, side: float, fallback, px: int | None = None):
-        self.side, self.px = float(side), px
+    def __init__(self, side: float, fallback, px: int | None = None, blur: bool = False):
+        self.side, self.px, self.blur = float(side), px, bool(blur)
         self.fallback = np.asarray(fallback, np.float32).reshape(-1, 2)  # K x (y, x), where MediaPipe found no face
         self.adv, self.fm = AdversarialLoss("hinge"), FeatureMatchingLoss()
 
@@ -101,6 +117,8 @@ class RegionAdversarialLoss:
         rep = (lambda x: x.repeat_interleave(K, 0)) if K > 1 else (lambda x: x)
         c = c.reshape(-1, 2)  # (B K) x 2, item-major
         real_crop, fake_crop = crop_at(rep(driver), c, self.side, self.px), crop_at(rep(recon), c, self.side, self.px)
+        if self.blur:  # no 2-pixel pattern reaches the discriminator, nor its gradient the generator
+            real_crop, fake_crop = binomial_blur(real_crop), binomial_blur(fake_crop)
         if cond is not None:  # B: the driver's measure as a constant 4th channel of both crops (NaN = 0)
             k = rep(torch.nan_to_num(cond.to(recon.device, recon.dtype), nan=0.0))[:, None, None, None]
             k = k.expand(-1, 1, *real_crop.shape[-2:])
@@ -115,8 +133,8 @@ class LipAdversarialLoss(RegionAdversarialLoss):
     """The lips' GAN: one crop of ``LIP_CROP`` per item at the lips' centre; ``fallback`` = the corpus
     mouth box's centre (y, x)."""
 
-    def __init__(self, side: float = LIP_CROP, fallback: tuple[float, float] = (0.72, 0.5)):
-        super().__init__(side, fallback)
+    def __init__(self, side: float = LIP_CROP, fallback: tuple[float, float] = (0.72, 0.5), blur: bool = False):
+        super().__init__(side, fallback, blur=blur)
 
 
 def box_centre(box) -> tuple[float, float]:

@@ -19,7 +19,8 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
                -1: adv_start; its own discriminator ``disc_lip``, the crop placed by the guidance cache, conditioned
                on the driver's MediaPipe mouth opening unless lip_cond is 0: vasa.latent.lip_gan)
     eye GAN  = the same on a crop around each of its eyes      -> w_eye_adv, w_eye_fm     (from region_adv_start too;
-               ``disc_eye``, conditioned on MediaPipe's pose-free eye closure unless eye_cond is 0: vasa.latent.eye_gan)
+               ``disc_eye``, conditioned on MediaPipe's pose-free eye closure unless eye_cond is 0: vasa.latent.eye_gan;
+               region_blur 1: both region GANs see low-passed crops, lip_gan.binomial_blur)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
     leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
@@ -57,7 +58,7 @@ BLEND_REGIONS = ("box", "landmarks")  # where the src_blend mask is kept out: co
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
                 "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_blend_regions", "w_leak",
                 "leak_start", "leak_ramp", "w_lip_adv", "w_lip_fm", "lip_cond", "w_eye_adv", "w_eye_fm", "eye_cond",
-                "region_adv_start")
+                "region_adv_start", "region_blur")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -100,7 +101,7 @@ class LatentTask(TrainTask):
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
                       w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_blend_regions=0.0, w_leak=0.0,
                       leak_start=0, leak_ramp=0, w_lip_adv=0.0, w_lip_fm=0.0, lip_cond=1.0, w_eye_adv=0.0,
-                      w_eye_fm=0.0, eye_cond=1.0, region_adv_start=-1)
+                      w_eye_fm=0.0, eye_cond=1.0, region_adv_start=-1, region_blur=0.0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
@@ -129,7 +130,8 @@ class LatentTask(TrainTask):
                 raise VasaError("w_lip_adv / w_lip_fm crop each driver's lips where MediaPipe found them: they need "
                                 "the landmark guidance (w_guide > 0), or set both to 0")
             from vasa.latent.lip_gan import LipAdversarialLoss, box_centre
-            self.lip_gan = LipAdversarialLoss(fallback=box_centre(mouth_box) if mouth_box is not None else (0.72, 0.5))
+            self.lip_gan = LipAdversarialLoss(fallback=box_centre(mouth_box) if mouth_box is not None else (0.72, 0.5),
+                                              blur=bool(self.w["region_blur"]))
             from vasa.latent.guidance import GUIDE_NAMES, RAW_NAMES
             self.guide_mouth = (RAW_NAMES if guide_targets == "raw" else GUIDE_NAMES).index("mouth")
         self.eye_gan = None  # the eyes' own discriminator (vasa.latent.eye_gan), placed by the guidance cache
@@ -138,7 +140,8 @@ class LatentTask(TrainTask):
                 raise VasaError("w_eye_adv / w_eye_fm crop each driver's eyes where MediaPipe found them: they need "
                                 "the landmark guidance (w_guide > 0), or set both to 0")
             from vasa.latent.eye_gan import EyeAdversarialLoss, eye_fallback
-            self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box)) if eyes_box is not None else EyeAdversarialLoss()
+            self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box) if eyes_box is not None else
+                                              ((0.42, 0.36), (0.42, 0.64)), blur=bool(self.w["region_blur"]))
         if self.w["w_blend_regions"] > 0:
             if mouth_box is None or eyes_box is None:
                 raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")

@@ -64,7 +64,7 @@ def train_latent(
     guide_pose: float = 1.0,               # weight of the yaw / pitch / roll part of the guidance
     guide_dyn: float = 1.0,                # weight of the mouth / eye / gaze part of the guidance
     guide_frames: int = 16,                # guided frames per training clip (MediaPipe ~11 ms/frame/core)
-    guide_targets: str = "raw",            # "raw" MediaPipe measures | "pose_free" (vasa.latent.guidance.dyn_targets)
+    guide_targets: str = "raw",            # "raw" MediaPipe measures | "pose_free" (vasa.latent.guidance.dyn_targets) | "closure" (raw, eyes per-clip closure)
     w_mouth: float = 0.0,                  # the lips' own reconstruction term on a mouth crop (vasa.latent.mouth)
     w_eyes: float = 0.0,                   # the eyes' own reconstruction term on an eye crop (blinks)
     w_blend_regions: float = 0.0,          # src_blend: mask inside the mouth + eye crops (the copy kept out)
@@ -76,6 +76,7 @@ def train_latent(
     w_eye_fm: float = 0.0,                 # ... and its feature matching; need w_guide > 0
     eye_cond: bool = True,                 # ... its discriminator conditioned on MediaPipe's pose-free eye closure
     region_adv_start: int = -1,            # the lip / eye GANs from this step on (-1: adv_start)
+    region_blur: bool = False,             # the lip / eye GANs judge low-passed crops (lip_gan.binomial_blur)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
     blink_boost: float = 0.0,              # drivers whose eyes MediaPipe sees closed drawn 1 + boost times as often
     blink_threshold: float = 0.4,          # ... "closed": pose-free eye closure (1 - EAR / open-eye EAR) >= this
@@ -121,7 +122,7 @@ def train_latent(
                    w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes,
                    w_blend_regions=w_blend_regions, w_lip_adv=w_lip_adv, w_lip_fm=w_lip_fm,
                    lip_cond=float(lip_cond), w_eye_adv=w_eye_adv, w_eye_fm=w_eye_fm, eye_cond=float(eye_cond),
-                   region_adv_start=region_adv_start)
+                   region_adv_start=region_adv_start, region_blur=float(region_blur))
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
