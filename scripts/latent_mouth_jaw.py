@@ -95,7 +95,8 @@ def mouth_texture(rendered: np.ndarray, real: np.ndarray, boxes: np.ndarray) -> 
 
 def mouth_jaw_r(model_dir: str, corpus: str = "data/corpus", clips: int = 8, frames: int = 100) -> dict:
     c, m, mesh = Corpus(corpus), load_any(model_dir), FaceMesh(static=True)
-    r_model, r_truth, spread, eyes, lips = [], [], [], [], []  # lips: (PSNR, HF ratio, jaw) per frame  # eyes: (rendered closure, true closure, blink) per frame
+    r_model, r_truth, spread = [], [], []
+    eyes, lips = [], []  # per frame: (rendered closure, true closure, blink), (lip PSNR, HF ratio, jaw)
     try:
         for rec in c.records(split="test", kind="speech")[:clips]:
             fr = c.load_clip(rec["id"]).frames[:frames]

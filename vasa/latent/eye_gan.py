@@ -47,6 +47,9 @@ def eye_centres(points: np.ndarray) -> np.ndarray:
     return out
 
 
+EYE_FALLBACK = ((0.42, 0.36), (0.42, 0.64))  # (y, x) of each eye of a frontal face filling the frame
+
+
 def eye_fallback(eyes_box) -> tuple[tuple[float, float], tuple[float, float]]:
     """The corpus eye box (y0, y1, x0, x1; both eyes) -> the centres (y, x) of its left and right quarter
     columns: where each eye sits on average (the crop centres for faces MediaPipe did not find)."""
@@ -59,8 +62,7 @@ class EyeAdversarialLoss(RegionAdversarialLoss):
     """The eyes' GAN: two crops of ``EYE_CROP`` per item, resampled to ``EYE_PX``; ``fallback`` = two
     (y, x) centres (default: a frontal face filling the frame)."""
 
-    def __init__(self, side: float = EYE_CROP, fallback=((0.42, 0.36), (0.42, 0.64)), px: int = EYE_PX,
-                 blur: bool = False):
+    def __init__(self, side: float = EYE_CROP, fallback=EYE_FALLBACK, px: int = EYE_PX, blur: bool = False):
         super().__init__(side, fallback, px, blur)
         if self.fallback.shape[0] != 2:
             raise VasaError(f"the eye GAN needs two fallback centres (one per eye), got {self.fallback.shape[0]}")

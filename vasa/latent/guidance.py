@@ -226,7 +226,7 @@ class Guidance:
 
     def eyes_closed(self) -> np.ndarray:
         """Pose-free eye closure of every guided frame (N; NaN without a face): 1 - mean EAR / the clip's
-        open-eye EAR (:func:`dyn_targets`, before standardisation), whichever targets guide ``z_dyn``."""
+        open-eye EAR (:func:`eye_closure`, before standardisation), whichever targets guide ``z_dyn``."""
         return eye_closure(self.clip_ids, self.raw)
 
     def driver_weights(self, boost: float, threshold: float = 0.4) -> dict[str, np.ndarray]:
@@ -306,9 +306,9 @@ def guidance_fit(model, corpus: str | Path, split: str = "test", frames: int = 1
                  work_dir: str | Path | None = None) -> dict[str, float | None]:
     """How closely a trained motion encoder follows its guidance: the Pearson r of each guided channel
     of E_mot's raw codes (``z_pose[:, :3]``, ``z_dyn[:, :5]`` in the ``raw`` layout) with MediaPipe's
-    measure on ``frames`` guided frames per clip of ``split``, and ``eyes_closed``: ``z_dyn[:, 1]`` with
-    the per-clip eye closure (:func:`eye_closure`; the eyes' channel of the other layouts) (None where undefined: no face found,
-    or a constant). Read next to the probes: a pose probe below what MediaPipe explains of the truth
+    measure on ``frames`` guided frames per clip of ``split``; ``eyes_closed``: ``z_dyn[:, 1]`` (the eyes'
+    channel of the ``pose_free`` and ``closure`` layouts) with the per-clip eye closure (:func:`eye_closure`).
+    None where undefined (no face found, or a constant). Read next to the probes: a pose probe below what MediaPipe explains of the truth
     with a high r here is the guide's limit, with a low r the encoder's. ``work_dir``: the guidance
     cache (None: a temporary one)."""
     import tempfile

@@ -139,9 +139,9 @@ class LatentTask(TrainTask):
             if not guidance:
                 raise VasaError("w_eye_adv / w_eye_fm crop each driver's eyes where MediaPipe found them: they need "
                                 "the landmark guidance (w_guide > 0), or set both to 0")
-            from vasa.latent.eye_gan import EyeAdversarialLoss, eye_fallback
-            self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box) if eyes_box is not None else
-                                              ((0.42, 0.36), (0.42, 0.64)), blur=bool(self.w["region_blur"]))
+            from vasa.latent.eye_gan import EYE_FALLBACK, EyeAdversarialLoss, eye_fallback
+            self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box) if eyes_box is not None else EYE_FALLBACK,
+                                              blur=bool(self.w["region_blur"]))
         if self.w["w_blend_regions"] > 0:
             if mouth_box is None or eyes_box is None:
                 raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")
