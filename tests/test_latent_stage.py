@@ -18,6 +18,7 @@ TINY = dict(size="tiny", batch_size=2, warmup_steps=1, consist_every=2, cross_ev
             w_fm=1.0, w_cross_id=0.2, log_every=1, sample_every=0, checkpoint_every=2, num_workers=0,
             device="cpu", progress=False, identity_steps=2, identity_batch=4, identity_size=32,
             guide_frames=4, w_leak=0.5, leak_start=1, leak_ramp=2,  # the ramp spans the resume at step 2
+            mot_pretrain_steps=3, mot_pretrain_batch=4,  # E_mot's warm start, reused by the resumed run
             model={"dyn_residual": True})  # fitted at export
 
 

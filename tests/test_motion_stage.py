@@ -168,6 +168,8 @@ def test_evaluate_motion(smoke_corpus, smoke_motion, audio, motion, tmp_path):
     q = m["quality"]["diffusion"]
     assert {"jaw_r_vs_exported", "jaw_r_vs_true", "dP", "pose_range"} <= set(q) and q["dP"]["mean"] >= 0
     assert m["quality"]["exported (ground truth)"]["dP_true_params"]["mean"] > 0
+    assert m["quality"]["exported (ground truth)"]["blinks_per_min_true_params"]["n"] >= 1
+    assert q["blinks_per_min"]["n"] >= 1 and q["blinks_per_min"]["mean"] >= 0 and "blink_r2" in m["readouts"]
     assert set(m["conditions"]["diffusion"]) >= {"gaze", "distance"}
     assert set(m["sampling"]["settings"]) == {"ddim_3", "ddim_2", "dpmpp_2m_2", "dpmpp_2m_2_hop4", "regression"}
     assert m["seams"]["diffusion, hop 4"]["boundary_n"] > m["seams"]["diffusion"]["boundary_n"]  # 4-frame windows
@@ -179,7 +181,15 @@ def test_evaluate_motion(smoke_corpus, smoke_motion, audio, motion, tmp_path):
 
 
 def test_evaluation_statistics():
-    from vasa.motion.evaluate import mean_ci, pearson, seams
+    from vasa.motion.evaluate import blinks_per_minute, mean_ci, pearson, seams, true_blink
+
+    closure = np.zeros(100)
+    closure[[10, 11, 12, 60]] = [0.6, 1.0, 0.7, 0.5]  # two blinks (one 3 frames long) in 4 s at 25 fps
+    assert blinks_per_minute(closure) == pytest.approx(30.0)
+    assert blinks_per_minute(np.r_[1.0, np.zeros(49)], fps=25) == pytest.approx(30.0)  # closed at the start counts (1 in 2 s)
+    assert blinks_per_minute(closure * 0.9) == pytest.approx(15.0)  # 0.45 is below the threshold
+    assert np.isnan(blinks_per_minute(np.zeros(1)))
+    assert true_blink(np.array([[0.2, 1.0, 0.6]]), ["jaw", "blink_l", "blink_r"]).tolist() == [0.8]
 
     assert mean_ci([]) == {"mean": None, "ci95": None, "n": 0}
     r = mean_ci([1.0, 2.0, 3.0, float("nan")])

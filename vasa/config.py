@@ -110,6 +110,10 @@ class LatentConfig:
     region_adv_start: int = field(default=-1, metadata=_range(-1, 10**9))  # lip / eye GANs from this step (-1: adv_start)
     region_blur: bool = False  # lip / eye GANs judge low-passed crops (no 2-pixel pattern: vasa.latent.lip_gan)
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on
+    mot_pretrain_steps: int = field(default=0, metadata=_range(0, 10_000_000))  # E_mot warm start on the guidance alone (0 = off; vasa.latent.mot_pretrain)
+    mot_pretrain_batch: int = field(default=64, metadata=_range(1, 100_000))  # ... frames per step
+    mot_pretrain_lr: float = field(default=1e-3, metadata=_range(0.0, 1.0))  # ... AdamW, warmup + cosine
+    mot_pretrain_blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # ... frames MediaPipe sees with closed eyes (blink_threshold) drawn 1 + this x as often
     blink_boost: float = field(default=0.0, metadata=_range(0.0, 1e4))  # drivers MediaPipe sees with closed eyes drawn 1 + boost x as often
     blink_threshold: float = field(default=0.4, metadata=_range(0.0, 1.0))  # "closed": 1 - EAR / the clip's open-eye EAR >= this
     log_every: int = field(default=25, metadata=_range(1, 1_000_000))

@@ -35,10 +35,13 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
 
 No ground-truth label enters the default losses; labels are only read by the evaluation. The
 guidance comes from a pretrained landmark model applied to pixels, as it would be on real video.
+``init_mot``: E_mot's weights at step 0, from its warm start on that guidance alone
+(:mod:`vasa.latent.mot_pretrain`; a checkpoint, when resuming, overrides them).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -93,7 +96,8 @@ class LatentTask(TrainTask):
                  seed: int = 0, sample_items: int = 6, guidance: str | None = None,
                  mouth_box: tuple | list | None = None, eyes_box: tuple | list | None = None,
                  model: dict | None = None, guide_targets: str = "raw", blend_regions: str = "box",
-                 blink_boost: float = 0.0, blink_threshold: float = 0.4, **weights: float):
+                 blink_boost: float = 0.0, blink_threshold: float = 0.4, init_mot: str | None = None,
+                 **weights: float):
         unknown = set(weights) - set(LOSS_WEIGHTS)
         if unknown:
             raise TypeError(f"unknown loss weights {sorted(unknown)}; known: {LOSS_WEIGHTS}")
@@ -149,6 +153,9 @@ class LatentTask(TrainTask):
             self.blend_regions = BlendRegionLoss([mouth_box, eyes_box])
             self.mouth_box, self.eyes_box = list(self.blend_regions.boxes[0]), list(self.blend_regions.boxes[1])
         self._guide = None
+        self.init_mot = str(init_mot) if init_mot else None  # E_mot's warm start (vasa.latent.mot_pretrain)
+        if self.init_mot and not Path(self.init_mot).is_file():
+            raise VasaError(f"init_mot: no file {self.init_mot}; run the warm start (mot_pretrain_steps > 0) first")
         self.corpus, self.size, self.warp_backend, self.kinds = str(corpus), size, warp_backend, list(kinds)
         self.dataset_size, self.lr_disc, self.identity, self.seed = dataset_size, lr_disc, identity, seed
         self.sample_items = sample_items
@@ -180,6 +187,9 @@ class LatentTask(TrainTask):
     # ---- what the loop needs ----
     def build_model(self) -> dict[str, nn.Module]:
         mods: dict[str, nn.Module] = {"model": FaceLatentModel(self.model_cfg), "disc": L.PatchDiscriminator()}
+        if self.init_mot:  # E_mot starts from its warm start (a checkpoint, when resuming, overrides it)
+            from vasa.latent.mot_pretrain import load_motion_encoder
+            load_motion_encoder(mods["model"].E_mot, self.init_mot)
         if self.lip_gan is not None:
             mods["disc_lip"] = L.PatchDiscriminator(in_channels=4 if self.w["lip_cond"] else 3)
         if self.eye_gan is not None:
@@ -342,5 +352,5 @@ class LatentTask(TrainTask):
                     dataset_size=self.dataset_size, lr_disc=self.lr_disc, identity=self.identity,
                     seed=self.seed, guidance=self.guidance, mouth_box=self.mouth_box, eyes_box=self.eyes_box,
                     guide_targets=self.guide_targets, blend_regions=self.region_kind, blink_boost=self.blink_boost,
-                    blink_threshold=self.blink_threshold, model=self.model_cfg.to_dict(),
+                    blink_threshold=self.blink_threshold, init_mot=self.init_mot, model=self.model_cfg.to_dict(),
                     **self.w)

@@ -5,6 +5,10 @@
 >>> summary = train_latent(**latent_kwargs(load_params("params.yaml").train_latent))
 >>> model = load_latent("models/latent")          # FaceLatentModel, EMA weights, eval mode
 
+Order: the identity embedder, the landmark guidance cache, E_mot's warm start on that guidance alone
+(``mot_pretrain_steps > 0``: :mod:`vasa.latent.mot_pretrain`, cached in ``work_dir``), the joint
+training, the export.
+
 Outputs: ``identity_out`` (the frozen identity embedder, when ``w_cross_id > 0``), ``work_dir``
 (checkpoints + dvclive of the latent run; an interrupted run resumes from there), ``out``
 (``model.safetensors`` with the EMA weights of the :class:`FaceLatentModel` under the name
@@ -78,6 +82,10 @@ def train_latent(
     region_adv_start: int = -1,            # the lip / eye GANs from this step on (-1: adv_start)
     region_blur: bool = False,             # the lip / eye GANs judge low-passed crops (lip_gan.binomial_blur)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
+    mot_pretrain_steps: int = 0,           # E_mot warm start: fitted to the guidance alone first (vasa.latent.mot_pretrain; 0 = off)
+    mot_pretrain_batch: int = 64,          # ... frames per step (the guided frames)
+    mot_pretrain_lr: float = 1e-3,         # ... AdamW, warmup + cosine
+    mot_pretrain_blink_boost: float = 0.0,  # ... closed-eye frames (blink_threshold) drawn 1 + this times as often
     blink_boost: float = 0.0,              # drivers whose eyes MediaPipe sees closed drawn 1 + boost times as often
     blink_threshold: float = 0.4,          # ... "closed": pose-free eye closure (1 - EAR / open-eye EAR) >= this
     log_every: int = 25,
@@ -142,11 +150,23 @@ def train_latent(
 
         boxes = corpus_region_boxes(corpus, "train", mouth_frames, seed)
         summary.update(mouth_box=list(boxes["mouth"]), eyes_box=list(boxes["eyes"]))
+    init_mot = None
+    if mot_pretrain_steps > 0:
+        if guidance is None:
+            raise VasaError("mot_pretrain_steps > 0 fits E_mot to the landmark guidance: it needs w_guide > 0, "
+                            "or set mot_pretrain_steps: 0")
+        from vasa.latent.mot_pretrain import warm_start_file
+
+        t0 = time.perf_counter()
+        init_mot, fit = warm_start_file(corpus, guidance, work_dir, settings["model_config"], guide_targets,
+                                        guide_pose, guide_dyn, mot_pretrain_steps, mot_pretrain_batch, mot_pretrain_lr,
+                                        mot_pretrain_blink_boost, blink_threshold, seed, device, progress)
+        summary.update(mot_pretrain_seconds=time.perf_counter() - t0, mot_pretrain=fit)
     task = LatentTask(corpus, size, warp_backend, kinds, dataset_size=steps * batch_size, lr_disc=lr_disc,
                       identity=identity, seed=seed, guidance=guidance, mouth_box=boxes.get("mouth") if w_mouth > 0 or regions or lip else None,
                       eyes_box=boxes.get("eyes") if w_eyes > 0 or regions or eye else None, model=model,
                       guide_targets=guide_targets, blend_regions=blend_regions, blink_boost=blink_boost,
-                      blink_threshold=blink_threshold, **weights)
+                      blink_threshold=blink_threshold, init_mot=init_mot, **weights)
     start = _current_step(work_dir)
     t0 = time.perf_counter()
     metrics = train(task, out_dir=work_dir, steps=steps, batch_size=batch_size, lr=lr, warmup_steps=warmup_steps,

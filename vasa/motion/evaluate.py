@@ -14,6 +14,9 @@ Ground truth enters only here, through linear read-outs fit on the **val** split
   generated jaw against *another* clip's jaw (chance).
 * (b) **head pose**: dP (mean absolute frame-to-frame change of yaw, pitch, roll in degrees, the
   paper's metric) and the per-clip range, generated vs exported vs true parameters.
+* (b') **blinks**: a ridge probe ``dyn -> eye closure`` (mean of ``blink_l``, ``blink_r``); blink
+  events per minute (closure rising to >= 0.5) of generated vs exported motion vs the true parameters.
+  Blinks are not audio-driven, so their rate is compared, not their timing.
 * (c) **diversity**: std of the generated motion across seeds (normalised units, per frame and
   dimension) against the ground truth's variability over time.
 * (d) **condition response**: requested vs generated gaze (probe ``dyn -> gaze_yaw, gaze_pitch``,
@@ -108,6 +111,7 @@ class Readouts:
         self.jaw = RidgeProbe().fit(dyn, y[:, col["jaw"]], groups)
         self.gaze = RidgeProbe().fit(dyn, y[:, [col["gaze_yaw"], col["gaze_pitch"]]], groups)
         self.tz = RidgeProbe().fit(pose, y[:, col["tz"]], groups)
+        self.blink = RidgeProbe().fit(dyn, true_blink(y, names), groups) if "blink_l" in col else None
         labels = np.concatenate([np.full(len(c.motion), e or "") for c, e in zip(clips, emotions)])
         known = labels != ""
         self.emotion = None
@@ -117,6 +121,10 @@ class Readouts:
 
     def jaw_of(self, x: np.ndarray) -> np.ndarray:
         return self.jaw.predict(self.space.split(x)[1])[:, 0]
+
+    def blink_of(self, x: np.ndarray) -> np.ndarray | None:
+        """Per-frame eye closure (mean of both eyes, 0 open .. 1 closed) read from ``dyn``."""
+        return None if self.blink is None else self.blink.predict(self.space.split(x)[1])[:, 0]
 
     def gaze_of(self, x: np.ndarray) -> np.ndarray:
         """Clip-mean gaze (yaw, pitch) in degrees read from ``dyn``."""
@@ -134,6 +142,24 @@ class Readouts:
 
 
 # ----------------------------------------------------------------------------- per-clip metrics
+BLINK_CLOSED = 0.5  # eye closure (0 open .. 1 closed) from which a frame counts as a blink
+
+
+def true_blink(params: np.ndarray, names) -> np.ndarray:
+    """The corpus's eye closure per frame: the mean of ``blink_l`` and ``blink_r``."""
+    col = {n: i for i, n in enumerate(list(names))}
+    return (params[:, col["blink_l"]] + params[:, col["blink_r"]]) / 2
+
+
+def blinks_per_minute(closure: np.ndarray, fps: float = 25.0, closed: float = BLINK_CLOSED) -> float:
+    """Blink events (frames where ``closure`` rises to ``closed`` or above) per minute of the series."""
+    c = np.asarray(closure, np.float64) >= closed
+    if len(c) < 2:
+        return float("nan")
+    events = int(c[0]) + int((c[1:] & ~c[:-1]).sum())
+    return events * 60.0 * fps / len(c)
+
+
 def head_stats(space: MotionSpace, x: np.ndarray) -> dict[str, float]:
     """dP (mean |frame-to-frame change| of yaw, pitch, roll, degrees) and the mean per-angle range."""
     deg = space.pose_degrees(x)
@@ -153,8 +179,11 @@ def quality(space: MotionSpace, ro: Readouts, gen: list[np.ndarray], gt: list[np
         if len(gen) > 1:
             r_other.append(pearson(jg, jaw[(i + 1) % len(gen)]))
     hs = [head_stats(space, g) for g in gen]
+    # blinks: events per minute of the eye closure read out of the motion (the corpus blinks 17 / min);
+    # their timing is not audio-driven, so only the rate is compared
+    bpm = [blinks_per_minute(ro.blink_of(g)) for g in gen] if ro.blink is not None else []
     return {"jaw_r_vs_exported": mean_ci(r_lat), "jaw_r_vs_true": mean_ci(r_gt),
-            "jaw_r_vs_other_clip": mean_ci(r_other),
+            "jaw_r_vs_other_clip": mean_ci(r_other), "blinks_per_min": mean_ci(bpm),
             "dP": mean_ci([h["dP"] for h in hs]), "pose_range": mean_ci([h["range"] for h in hs]),
             "_per_clip": {"jaw_r_vs_exported": r_lat, "jaw_r_vs_true": r_gt, "jaw_r_vs_other_clip": r_other}}
 
@@ -284,6 +313,8 @@ def evaluate_motion(
     m["readouts"] = {"jaw_r2": float(ro.jaw.score(space.split(xt)[1], yt[:, col["jaw"]])[0]),
                      "gaze_r2": ro.gaze.score(space.split(xt)[1], yt[:, [col["gaze_yaw"], col["gaze_pitch"]]]).tolist(),
                      "tz_r2": float(ro.tz.score(space.split(xt)[0], yt[:, col["tz"]])[0])}
+    if ro.blink is not None:  # how well the motion carries the eyes' closure
+        m["readouts"]["blink_r2"] = float(ro.blink.score(space.split(xt)[1], true_blink(yt, names))[0])
     if ro.emotion is not None:
         emo_gt = [(rec[t.clip_id].get("conditions") or {}).get("emotion") for t in test]
         hits = [ro.emotion_of(x) == e for x, e in zip(gt, emo_gt) if e]
@@ -306,6 +337,9 @@ def evaluate_motion(
     ref, arrays["quality_exported"] = _split_arrays(quality(space, ro, gt, gt, jaw))
     ref["dP_true_params"] = mean_ci([float(np.abs(np.diff(p[:, [col[a] for a in ("yaw", "pitch", "roll")]], axis=0))
                                            .mean()) for p in true])
+    if "blink_l" in col:
+        ref["blinks_per_min_true_params"] = mean_ci([blinks_per_minute(true_blink(p[:len(x)], names))
+                                                     for p, x in zip(true, gt)])
     ref["pose_range_true_params"] = mean_ci([float((p[:, [col[a] for a in ("yaw", "pitch", "roll")]].max(0) -
                                                     p[:, [col[a] for a in ("yaw", "pitch", "roll")]].min(0)).mean())
                                              for p in true])
