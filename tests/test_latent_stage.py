@@ -249,3 +249,40 @@ def test_identity_embedder_names_the_fix_for_a_one_still_gallery(tmp_path):
                  languages=["en"], resolution=64, workers=1, progress=False)
     with pytest.raises(VasaError, match=r"two gallery stills.*gallery_per_identity >= 2.*w_cross_id: 0"):
         IdentityViews(corpus, "train", size=4)
+
+
+def test_channel_response_sweeps_one_channel(trained, corpus, tmp_path):
+    """scripts/latent_channel_response.py: each guided channel is swept over its own quantiles (ordered),
+    the render at the median is the reference (zero change), changes are finite grey levels, and the grid
+    holds one row per clip and channel, one column per value plus the driver."""
+    import importlib.util
+
+    from PIL import Image
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "latent_channel_response.py"
+    spec = importlib.util.spec_from_file_location("channel_response_script", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    grid = tmp_path / "grid.png"
+    q = (0.5, 0.0, 0.9, 1.0)
+    r = mod.channel_response(str(trained["root"] / "a" / "model"), str(corpus), clips=1, driver_frame=3,
+                             quantiles=q, grid=str(grid))
+    assert set(r["channels"]) == {"mouth", "eyes_closed"}
+    for ch in r["channels"].values():
+        v = ch["values"]
+        assert v[1] <= v[0] <= v[2] <= v[3]
+        assert ch["region_change"][0] == 0 and ch["elsewhere_change"][0] == 0
+        assert all(np.isfinite(ch["region_change"])) and min(ch["region_change"]) >= 0
+    w, h = Image.open(grid).size
+    assert (w, h) == (64 * (len(q) + 1), 64 * 2)
+    d = mod.blink_decomposition(str(trained["root"] / "a" / "model"), str(corpus), rows=2, grid=str(tmp_path / "b.jpg"))
+    assert d["src_blend"] is False and d["blink_frames"] == 0 and d["blink_eye_mask"] is None  # TINY: no src_blend
+    from vasa.latent.config import latent_config
+    from vasa.latent.model import FaceLatentModel
+
+    torch.manual_seed(0)
+    net = FaceLatentModel(latent_config("tiny", src_blend=True)).eval()
+    mod.BLINK_PEAK = -1.0  # the tiny corpus may have no closed eye: every clip qualifies
+    d = mod.blink_decomposition(net, str(corpus), rows=1, grid=str(tmp_path / "b.jpg"))
+    assert d["src_blend"] and d["blink_frames"] == 1 and 0 <= d["blink_eye_mask"] <= 1
+    assert Image.open(tmp_path / "b.jpg").size == (64 * 5, 64)  # driver, output, warped source, generated, mask
