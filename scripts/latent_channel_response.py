@@ -21,7 +21,8 @@ with the value; ``--grid`` writes the renders (rows: clips; columns: the driver,
 ``--blink-grid`` looks inside the ``src_blend`` decoder at real blinks: the first test clips whose true
 blink (evaluation only) reaches 0.8, source frame 0 and the blink peak as driver, one row each: the
 driver, the output, the warped source, the generated layer and the blending mask (white = the warped
-source). It reports the mean mask in the eye box over those frames (``blink_eye_mask``).
+source). It reports the mean mask in the eye box over those frames (``blink_eye_mask``) and, for a
+``gen_source_gate`` model, the mean gate there (``blink_eye_gate``: 1 = the source's texture let in).
 
     python scripts/latent_channel_response.py models/latent [more ...] --clips 8 --out F.json --grid F.png
 """
@@ -136,7 +137,7 @@ def blink_decomposition(model, corpus: str = "data/corpus", rows: int = 6, grid:
     if not m.cfg.src_blend:  # no layers to show
         return dict(model=name, src_blend=False, blink_frames=0, blink_eye_mask=None)
     c = Corpus(corpus)
-    ims, eye_mask = [], []
+    ims, eye_mask, eye_gate = [], [], []
     for rec in c.records(split="test", kind="speech"):
         blink = c.params(rec["id"])[:, [PARAM_INDEX["blink_l"], PARAM_INDEX["blink_r"]]].mean(1)
         if blink.max() < BLINK_PEAK:
@@ -150,6 +151,10 @@ def blink_decomposition(model, corpus: str = "data/corpus", rows: int = 6, grid:
         S = fr.shape[1]
         mask = r["mask"][0, 0].numpy()
         eye_mask.append(float(mask[int(y0 * S):int(y1 * S), int(x0 * S):int(x1 * S)].mean()))
+        if "source_gate" in r:  # gen_source_gate: how much of the source's texture the generator lets in there
+            g = r["source_gate"][0, 0].numpy()
+            h = g.shape[0]
+            eye_gate.append(float(g[int(y0 * h):int(y1 * h), int(x0 * h):int(x1 * h)].mean()))
         layers = [((r[k].clamp(-1, 1) + 1) * 127.5).round().byte()[0].permute(1, 2, 0).numpy()
                   for k in ("image", "warped_src", "generated")]
         ims.append(np.concatenate([fr[t]] + layers + [np.repeat((mask[..., None] * 255).astype(np.uint8), 3, -1)], 1))
@@ -159,7 +164,8 @@ def blink_decomposition(model, corpus: str = "data/corpus", rows: int = 6, grid:
         from PIL import Image
         Path(grid).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(ims, 0)).save(grid, quality=90)
-    return dict(model=name, src_blend=True, blink_frames=len(ims), blink_eye_mask=float(np.mean(eye_mask)) if eye_mask else None)
+    return dict(model=name, src_blend=True, blink_frames=len(ims), blink_eye_mask=float(np.mean(eye_mask)) if eye_mask else None,
+                blink_eye_gate=float(np.mean(eye_gate)) if eye_gate else None)
 
 
 def main(argv: list[str] | None = None) -> None:

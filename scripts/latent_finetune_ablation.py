@@ -39,9 +39,10 @@ class FineTuneTask(LatentTask):
     """The latent task with its model initialised from an exported model. A model override that widens
     the input of a linear layer (``model.pose_cond=1``: the z_dyn networks also read z_pose) gets the
     exported weights with zero columns for the new inputs, and ``model.mot_split=true`` a z_dyn backbone
-    copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths and
-    ``model.gen_sees_source=true`` a zero-initialised warped-source input: the fine-tune starts from the
-    same function (``vol_up``: nearly, the fine warp pooled is close to the coarse one)."""
+    copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths,
+    ``model.gen_sees_source=true`` a zero-initialised warped-source input and ``model.gen_source_gate=true``
+    that input's gate as built (0.98 open): the fine-tune starts from the same function (``vol_up``:
+    nearly, the fine warp pooled is close to the coarse one; the gate: nearly, 0.98 of the source input)."""
 
     def __init__(self, init: str, *a, **kw):
         self.init = init
@@ -58,6 +59,8 @@ class FineTuneTask(LatentTask):
         for k in own:  # model.vol_up=1 (the fine volume is the upsampled coarse one), gen_sees_source: zeros
             if k not in tensors["model"] and k.startswith(("E_app.to_vol_up.", "G.skips.", "G.src_in.")):
                 tensors["model"][k] = torch.zeros_like(own[k])
+            if k not in tensors["model"] and k.startswith("G.src_gate."):  # gen_source_gate: as built (open)
+                tensors["model"][k] = own[k].clone()
         for k, v in tensors["model"].items():
             if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:
                 tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)

@@ -96,7 +96,8 @@ def test_2d_fallback_matches_5d_values_and_gradients():
 
 @pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1},
                                      {"src_blend": True, "vol_up": 1, "static_depth": 1},
-                                     {"src_blend": True, "gen_sees_source": True}])
+                                     {"src_blend": True, "gen_sees_source": True},
+                                     {"src_blend": True, "gen_sees_source": True, "gen_source_gate": True}])
 def test_model_2d_backend_matches_5d(options):
     torch.manual_seed(0)
     m5 = _dezero(FaceLatentModel(latent_config("tiny", **options))).eval()
@@ -544,6 +545,40 @@ def test_gen_sees_source_feeds_the_warped_source_to_the_generated_image():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in m.G.src_in.parameters())
     with pytest.raises(ValueError, match="gen_sees_source .* src_blend=True"):
         latent_config("tiny", gen_sees_source=True)
+
+
+def test_gen_source_gate_opens_shuts_and_learns():
+    """gen_source_gate: the generator's source input times a per-pixel gate from its own features. Fully
+    open (logit -> +inf) it is the ungated model with the same weights; shut (-inf) the generated image no
+    longer depends on the source image; as built the gate is 0.98 everywhere; gradients reach it; it needs
+    gen_sees_source (one-line error)."""
+    from vasa.latent.generator import SOURCE_GATE_OPEN
+
+    torch.manual_seed(0)
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    opts = dict(src_blend=True, gen_sees_source=True)
+    plain = _dezero(FaceLatentModel(latent_config("tiny", **opts))).eval()
+    gated = FaceLatentModel(latent_config("tiny", gen_source_gate=True, **opts)).eval()
+    assert set(gated.state_dict()) - set(plain.state_dict()) == {"G.src_gate.weight", "G.src_gate.bias"}
+    gated.load_state_dict(plain.state_dict(), strict=False)  # the gate keeps its own (open) initialisation
+
+    def gen(m, source_img, e):
+        return m.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=dict(e["source"], image=source_img))
+
+    with torch.no_grad():
+        e = plain.encode(x)
+        r = gen(gated, x, e)
+        torch.testing.assert_close(r["source_gate"], torch.full_like(r["source_gate"], torch.sigmoid(torch.tensor(SOURCE_GATE_OPEN)).item()))
+        gated.G.src_gate.bias.fill_(60.0)  # open: the ungated function
+        torch.testing.assert_close(gen(gated, x, e)["image"], gen(plain, x, e)["image"], atol=1e-5, rtol=0)
+        gated.G.src_gate.bias.fill_(-60.0)  # shut: the source image no longer reaches the generated layer
+        torch.testing.assert_close(gen(gated, x, e)["generated"], gen(gated, y, e)["generated"], atol=1e-6, rtol=0)
+        gated.G.src_gate.bias.fill_(SOURCE_GATE_OPEN)
+    gated.train()
+    (gated(x, y)["recon"] - y).abs().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in gated.G.src_gate.parameters())
+    with pytest.raises(ValueError, match="gen_source_gate .* gen_sees_source=True"):
+        latent_config("tiny", src_blend=True, gen_source_gate=True)
 
 
 def test_gen_source_pool_hides_detail_finer_than_the_pool_from_the_generator():

@@ -281,8 +281,9 @@ def test_channel_response_sweeps_one_channel(trained, corpus, tmp_path):
     from vasa.latent.model import FaceLatentModel
 
     torch.manual_seed(0)
-    net = FaceLatentModel(latent_config("tiny", src_blend=True)).eval()
+    net = FaceLatentModel(latent_config("tiny", src_blend=True, gen_sees_source=True, gen_source_gate=True)).eval()
     mod.BLINK_PEAK = -1.0  # the tiny corpus may have no closed eye: every clip qualifies
     d = mod.blink_decomposition(net, str(corpus), rows=1, grid=str(tmp_path / "b.jpg"))
     assert d["src_blend"] and d["blink_frames"] == 1 and 0 <= d["blink_eye_mask"] <= 1
+    assert d["blink_eye_gate"] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-5)  # as built
     assert Image.open(tmp_path / "b.jpg").size == (64 * 5, 64)  # driver, output, warped source, generated, mask

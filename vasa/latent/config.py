@@ -56,6 +56,11 @@ class LatentModelConfig:
     # against the generator copying the source's mouth: the copy bias went, but -0.3 / -0.4 dB and larger mouth
     # errors at 500 steps, so off (README, "What E_mot can read at all")
     gen_source_pool: int = 1
+    # gen_sees_source: the warped source enters through a per-pixel gate read from the generator's own
+    # features (sigmoid, starting open at 0.98) instead of being added as is, so the generator can shut it
+    # where the latents change what the source shows (a closed lid over the source's open eye; README,
+    # "Why the decoder does not draw the blink")
+    gen_source_gate: bool = False
     app_res3d: int = 1  # 3D residual blocks on the posed volume before canonicalisation
     # E_id: CNN -> global average pool -> z_id
     id_channels: tuple = (16, 32, 64, 128)
@@ -108,6 +113,8 @@ class LatentModelConfig:
             raise ValueError(f"dyn_volume is (d, h, w) or () for none, got {self.dyn_volume!r}")
         if self.gen_source_pool < 1 or self.image_size % (2 * self.gen_source_pool):
             raise ValueError(f"gen_source_pool must be >= 1 and divide image_size / 2, got {self.gen_source_pool}")
+        if self.gen_source_gate and not self.gen_sees_source:
+            raise ValueError("gen_source_gate gates the warped source the generator sees: it needs gen_sees_source=True")
         if self.gen_sees_source and not self.src_blend:
             raise ValueError("gen_sees_source feeds the warped source image to the generator: it needs src_blend=True")
         pose_dim(self.rot_repr)  # validates

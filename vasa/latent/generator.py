@@ -28,7 +28,8 @@ everywhere froze the mouth (README). With ``cfg.gen_sees_source`` the generator 
 depth at S/2, a 1x1 conv added before the last conv): the rendered lips and eyes can take the source's
 texture and draw only the change the latents carry (``cfg.gen_source_pool`` > 1 low-passes what it sees:
 the source's colours without the shape of its lips and lids, which the generator could otherwise copy
-instead of rendering the driver's). The decoder needs ``source``
+instead of rendering the driver's; ``cfg.gen_source_gate`` lets the generator shut it per pixel, from its
+own features: a 3x3 conv + sigmoid, open at 0.98 when built). The decoder needs ``source``
 (``FaceLatentModel.encode_source``).
 
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
@@ -52,6 +53,9 @@ from vasa.latent import pose as P
 from vasa.latent.config import LatentModelConfig
 from vasa.latent.encoders import AdaIN, ResBlock, dyn_input, dyn_input_dim
 from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d, identity_grid
+
+
+SOURCE_GATE_OPEN = 4.0  # gen_source_gate's initial logit: sigmoid(4) = 0.98, nearly the ungated function
 
 
 def source_view(warped_src: torch.Tensor, pool: int = 1) -> torch.Tensor:
@@ -128,6 +132,10 @@ class FaceDecoder(nn.Module):
             self.screen_logit = nn.Conv2d(ch[0], 1, 1)
         if cfg.gen_sees_source:  # warped source, space-to-depth (4 * 3 channels at S/2) -> the last features
             self.src_in = nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(4 * cfg.in_channels, ch[-1], 1))
+        if cfg.gen_source_gate:  # per-pixel gate on that input, from the generator's features; built open
+            self.src_gate = nn.Conv2d(ch[-1], 1, 3, 1, 1)
+            nn.init.zeros_(self.src_gate.weight)
+            nn.init.constant_(self.src_gate.bias, SOURCE_GATE_OPEN)
 
     def style_vector(self, z_id: torch.Tensor, z_dyn: torch.Tensor, z_pose: torch.Tensor | None = None) -> torch.Tensor:
         if not self.cfg.dyn_modulates:
@@ -214,7 +222,11 @@ class FaceDecoder(nn.Module):
             out["image"] = torch.tanh(self.out(x))  # B x 3 x S x S
             return out
         if self.cfg.gen_sees_source:  # B x ch[-1] x S/2 x S/2: the source's texture, where the motion puts it
-            x = x + self.src_in(source_view(out["warped_src"], self.cfg.gen_source_pool))
+            src = self.src_in(source_view(out["warped_src"], self.cfg.gen_source_pool))
+            if self.cfg.gen_source_gate:  # B x 1 x S/2 x S/2: where the source's texture is let through
+                out["source_gate"] = torch.sigmoid(self.src_gate(x))
+                src = out["source_gate"] * src
+            x = x + src
         o = self.out(x)  # B x 4 x S x S (without gen_sees_source the generator cannot copy the warped source)
         out["mask"] = torch.sigmoid(o[:, 3:])  # B x 1 x S x S
         out["generated"] = torch.tanh(o[:, :3])  # B x 3 x S x S, what the mask does not take from the source
