@@ -31,6 +31,7 @@ from vasa.latent.guidance import guidance_fit  # noqa: E402
 from vasa.latent.model import FaceLatentModel  # noqa: E402
 from vasa.latent.residual import fit_on_corpus  # noqa: E402
 from vasa.latent.task import LatentTask  # noqa: E402
+from vasa.latent.warp import resample_grid_head  # noqa: E402
 from vasa.latent.train import load_latent  # noqa: E402
 from vasa.train import load_pretrained, train  # noqa: E402
 
@@ -41,8 +42,11 @@ class FineTuneTask(LatentTask):
     exported weights with zero columns for the new inputs, and ``model.mot_split=true`` a z_dyn backbone
     copied from the shared one; ``model.vol_up=1`` zero-initialised fine-volume paths,
     ``model.gen_sees_source=true`` a zero-initialised warped-source input and ``model.gen_source_gate=true``
-    that input's gate as built (0.98 open): the fine-tune starts from the same function (``vol_up``:
-    nearly, the fine warp pooled is close to the coarse one; the gate: nearly, 0.98 of the source input)."""
+    that input's gate as built (0.98 open), ``model.flow_refine=8`` the refinement as built (zero last layer),
+    and ``model.flow_size=[4,32,32]`` (or a finer ``model.dyn_volume``) the coarse head's output grid resampled
+    (``warp.resample_grid_head``): the fine-tune starts from the same function (``vol_up``: nearly, the fine
+    warp pooled is close to the coarse one; the gate: nearly, 0.98 of the source input; the finer flows:
+    nearly, the driving warp samples the same field on a finer grid)."""
 
     def __init__(self, init: str, *a, **kw):
         self.init = init
@@ -50,7 +54,7 @@ class FineTuneTask(LatentTask):
 
     def build_model(self):
         mods = super().build_model()
-        _, tensors = load_pretrained(self.init)
+        init_cfg, tensors = load_pretrained(self.init)
         own = mods["model"].state_dict()
         for k in own:  # model.mot_split=true: the new z_dyn backbone starts as a copy of the shared one
             for new, old in (("E_mot.dyn_net.", "E_mot.net."), ("E_mot.dyn_fc.", "E_mot.fc.")):
@@ -59,8 +63,15 @@ class FineTuneTask(LatentTask):
         for k in own:  # model.vol_up=1 (the fine volume is the upsampled coarse one), gen_sees_source: zeros
             if k not in tensors["model"] and k.startswith(("E_app.to_vol_up.", "G.skips.", "G.src_in.")):
                 tensors["model"][k] = torch.zeros_like(own[k])
-            if k not in tensors["model"] and k.startswith("G.src_gate."):  # gen_source_gate: as built (open)
+            if k not in tensors["model"] and k.startswith(("G.src_gate.", "G.flow_refine.")):  # as built: open gate,
+                # a refinement whose last layer is zero (the coarse flow)
                 tensors["model"][k] = own[k].clone()
+        for k in own:  # model.flow_size / model.dyn_volume finer: the coarse head's outputs resampled (same function)
+            v = tensors["model"].get(k)
+            if v is not None and k.endswith(("flow.mlp.2.weight", "flow.mlp.2.bias", "dyn_volume.mlp.2.weight",
+                                             "dyn_volume.mlp.2.bias")) and v.shape != own[k].shape:
+                field = "flow_size" if ".flow." in k else "dyn_volume"
+                tensors["model"][k] = resample_grid_head(v, init_cfg["latent"][field], getattr(self.model_cfg, field))
         for k, v in tensors["model"].items():
             if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:
                 tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)

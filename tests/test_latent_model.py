@@ -97,7 +97,8 @@ def test_2d_fallback_matches_5d_values_and_gradients():
 @pytest.mark.parametrize("options", [{}, {"vol_up": 1, "static_depth": 1},
                                      {"src_blend": True, "vol_up": 1, "static_depth": 1},
                                      {"src_blend": True, "gen_sees_source": True},
-                                     {"src_blend": True, "gen_sees_source": True, "gen_source_gate": True}])
+                                     {"src_blend": True, "gen_sees_source": True, "gen_source_gate": True},
+                                     {"src_blend": True, "gen_sees_source": True, "flow_refine": 4}])
 def test_model_2d_backend_matches_5d(options):
     torch.manual_seed(0)
     m5 = _dezero(FaceLatentModel(latent_config("tiny", **options))).eval()
@@ -602,3 +603,66 @@ def test_gen_source_pool_hides_detail_finer_than_the_pool_from_the_generator():
     for bad in (0, 3):
         with pytest.raises(ValueError, match="gen_source_pool must be"):
             latent_config("tiny", src_blend=True, gen_sees_source=True, gen_source_pool=bad)
+
+
+@pytest.mark.parametrize("src_blend", [False, True])
+def test_finer_flow_from_a_coarse_one_keeps_the_function(src_blend):
+    """resample_grid_head: a model with a finer non-rigid flow (flow_size 8 x 8 -> 16 x 16, the volume's own
+    grid) built from a coarse one's weights computes the same canonical volume (the canonicalisation flow is
+    the same field on the volume's grid) and nearly the same image (the driving warp reads it at rotated
+    points); a head resampled to its own size is unchanged."""
+    from vasa.latent.warp import resample_grid_head
+
+    torch.manual_seed(0)
+    extra = dict(src_blend=True, gen_sees_source=True) if src_blend else {}
+    coarse = FaceLatentModel(latent_config("tiny", flow_size=(2, 8, 8), **extra)).eval()
+    for head in (coarse.E_app.flow, coarse.G.flow):  # built rigid (zeros): give the coarse flows some shape
+        torch.nn.init.normal_(head.mlp[2].weight, std=0.05)
+        torch.nn.init.normal_(head.mlp[2].bias, std=0.05)
+    fine = FaceLatentModel(latent_config("tiny", flow_size=(2, 16, 16), **extra)).eval()
+    state = coarse.state_dict()
+    for k in [k for k in state if k.endswith(("flow.mlp.2.weight", "flow.mlp.2.bias"))]:
+        assert torch.equal(resample_grid_head(state[k], (2, 8, 8), (2, 8, 8)), state[k])
+        state[k] = resample_grid_head(state[k], (2, 8, 8), (2, 16, 16))
+        assert state[k].shape[0] == 3 * 2 * 16 * 16
+    fine.load_state_dict(state)
+    x, y = torch.rand(2, 2, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(coarse.encode_appearance(x)[0], fine.encode_appearance(x)[0], atol=1e-5)
+        a, b = coarse.reenact(x, y), fine.reenact(x, y)
+        assert (a - b).abs().mean() < 0.02 * a.std()
+        assert not torch.allclose(a, coarse.reenact(x, x))  # the driver matters: the comparison is not vacuous
+
+
+def test_flow_refine_starts_as_the_coarse_flow_reads_the_face_and_learns():
+    """flow_refine: as built, the driving flow is the coarse DynFlow field on V_app's grid (the image nearly
+    the unrefined model's with the same weights); trained a little, the refinement depends on the
+    appearance (two faces, one code: two fields), gradients reach it; a negative width is a one-line error."""
+    torch.manual_seed(0)
+    x, y = _img(2, 64, 1), _img(2, 64, 2)
+    opts = dict(src_blend=True, gen_sees_source=True)
+    plain = _dezero(FaceLatentModel(latent_config("tiny", **opts))).eval()
+    refined = FaceLatentModel(latent_config("tiny", flow_refine=4, **opts)).eval()
+    assert {k.split(".")[1] for k in set(refined.state_dict()) - set(plain.state_dict())} == {"flow_refine"}
+    refined.load_state_dict(plain.state_dict(), strict=False)  # the refinement keeps its own (zero) last layer
+    with torch.no_grad():
+        e = plain.encode(x)
+        r = refined.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=e["source"])
+        r0 = plain.G.render(e["V_app"], e["z_id"], e["z_pose"], e["z_dyn"], source=e["source"])
+        assert r["flow"].shape == (2, 3, *refined.cfg.vol_shape[1:])  # B x 3 x D x H x W, V_app's grid
+        assert r0["flow"].shape == (2, 3, *refined.cfg.flow_size)
+        up = torch.nn.functional.interpolate(r0["flow"], size=r["flow"].shape[-3:], mode="trilinear", align_corners=False)
+        torch.testing.assert_close(r["flow"], up)
+        assert (r["image"] - r0["image"]).abs().mean() < 0.05 * r0["image"].std()  # sampled on a finer grid
+    refined.train()
+    (refined(x, y)["recon"] - y).abs().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in refined.G.flow_refine.net[-1].parameters())
+    _dezero(refined, seed=1).eval()
+    with torch.no_grad():
+        V = refined.encode(torch.cat([x[:1], y[:1]]))["V_app"]
+        d = torch.zeros(2, refined.cfg.dyn_dim)
+        coarse = refined.G.flow(d)
+        f = refined.G.flow_refine(V, d, coarse)
+        assert not torch.allclose(f[0], f[1])  # same code, two faces: the field follows the appearance
+    with pytest.raises(ValueError, match="flow_refine is a width"):
+        latent_config("tiny", flow_refine=-1)

@@ -75,6 +75,9 @@ class LatentModelConfig:
     flow_size: tuple = (4, 8, 8)
     flow_hidden: int = 128
     flow_scale: float = 0.1  # output scale of the flow heads (normalised units)
+    # > 0: the driving flow is refined at V_app's resolution by 3D convs of this width that read V_app and
+    # z_dyn (warp.FlowRefine): a lid or lip moved where *this* face has it (README: blinks); 0 = off
+    flow_refine: int = 0
     # z_dyn -> canonical appearance residual (C x d x h x w, trilinearly upsampled, added to V_app before
     # the driving warp): what a warp cannot create (mouth interior, teeth, closed eyelids); () = off
     dyn_volume: tuple = ()
@@ -109,6 +112,8 @@ class LatentModelConfig:
             raise ValueError(f"static_depth must be in [0, vol_depth - 1 = {self.vol_depth - 1}], got {self.static_depth}")
         if len(self.flow_size) != 3:
             raise ValueError("flow_size is (d, h, w)")
+        if self.flow_refine < 0:
+            raise ValueError(f"flow_refine is a width (0 = off), got {self.flow_refine}")
         if len(self.dyn_volume) not in (0, 3):
             raise ValueError(f"dyn_volume is (d, h, w) or () for none, got {self.dyn_volume!r}")
         if self.gen_source_pool < 1 or self.image_size % (2 * self.gen_source_pool):

@@ -32,6 +32,10 @@ instead of rendering the driver's; ``cfg.gen_source_gate`` lets the generator sh
 own features: a 3x3 conv + sigmoid, open at 0.98 when built). The decoder needs ``source``
 (``FaceLatentModel.encode_source``).
 
+``cfg.flow_refine`` (off) refines the driving flow at V_app's resolution from V_app itself and the code
+(``warp.FlowRefine``, 3D convs): the coarse flow is a function of ``z_dyn`` alone and cannot know where this
+face's lids are (README, "Why the decoder does not draw the blink").
+
 With ``cfg.pose_cond`` every network that reads ``z_dyn`` (flows, residual volume, style) also reads
 ``z_pose``: what the rigid warp of a coarse volume gets wrong about a turned head (occlusion, shading)
 can then be corrected from the pose itself, instead of from a copy of the pose inside ``z_dyn``.
@@ -52,7 +56,7 @@ import torch.nn.functional as F
 from vasa.latent import pose as P
 from vasa.latent.config import LatentModelConfig
 from vasa.latent.encoders import AdaIN, ResBlock, dyn_input, dyn_input_dim
-from vasa.latent.warp import DynFlow, driving_grid, grid_sample_3d, identity_grid
+from vasa.latent.warp import DynFlow, FlowRefine, driving_grid, grid_sample_3d, identity_grid
 
 
 SOURCE_GATE_OPEN = 4.0  # gen_source_gate's initial logit: sigmoid(4) = 0.98, nearly the ungated function
@@ -116,6 +120,8 @@ class FaceDecoder(nn.Module):
         self.style = nn.Sequential(nn.Linear(cond, sdim), nn.LeakyReLU(0.2), nn.Linear(sdim, sdim))
         self.flow = DynFlow(din, cfg.flow_size, cfg.flow_hidden, cfg.flow_scale)  # W_{c->d}
         self.dyn_volume = DynVolume(din, C, cfg.dyn_volume, cfg.flow_hidden) if cfg.dyn_volume else None
+        # appearance-aware driving flow at V_app's resolution (zero-initialised: built, the coarse flow)
+        self.flow_refine = FlowRefine(C, din, cfg.flow_refine, cfg.flow_scale) if cfg.flow_refine else None
         self.net3d = nn.ModuleList(ResBlock(C, 3, sdim) for _ in range(cfg.gen_res3d))
         ch = cfg.dec_channels
         self.proj = nn.Conv2d(C * D, ch[0], 1)  # depth folded into channels -> 2D
@@ -156,6 +162,8 @@ class FaceDecoder(nn.Module):
         V_app, V_static = (V_app[:, :, :-k], V_app[:, :, -k:]) if k else (V_app, None)
         if self.dyn_volume is not None:  # expression content in canonical space, moved by the warp below
             V_app = V_app + self.dyn_volume(d, tuple(V_app.shape[-3:]))  # B x C x (D - k) x H x W
+        if self.flow_refine is not None:  # B x 3 x (D - k) x H x W: the coarse field, refined where this face is
+            flow = self.flow_refine(V_app, d, flow)
         grid = driving_grid(tuple(V_app.shape[-3:]), R, t, s, flow, self.cfg.warp_backend)
         v = grid_sample_3d(V_app, grid, self.cfg.warp_backend)  # B x C x (D - k) x H x W
         return (torch.cat([v, V_static], 2) if k else v), flow, grid
@@ -175,12 +183,13 @@ class FaceDecoder(nn.Module):
         return xs
 
     def forward(self, V_app, z_id, z_pose, z_dyn, return_flow: bool = False, source: dict | None = None):
-        """-> image B x 3 x S x S in [-1, 1] (and the coarse driving flow if ``return_flow``)."""
+        """-> image B x 3 x S x S in [-1, 1] (and the driving flow if ``return_flow``)."""
         r = self.render(V_app, z_id, z_pose, z_dyn, source)
         return (r["image"], r["flow"]) if return_flow else r["image"]
 
     def render(self, V_app, z_id, z_pose, z_dyn, source: dict | None = None) -> dict[str, torch.Tensor]:
-        """-> ``image`` B x 3 x S x S, ``flow`` (coarse driving flow); with ``cfg.src_blend`` also
+        """-> ``image`` B x 3 x S x S, ``flow`` (the driving flow: coarse, or at V_app's resolution with
+        ``cfg.flow_refine``); with ``cfg.src_blend`` also
         ``warped_src`` (the source image read at the composed 2D coordinates), ``generated`` and ``mask``
         (B x 1 x S x S): ``image = mask * warped_src + (1 - mask) * generated``. ``source``: ``{"image", "disp"}`` of
         :meth:`~vasa.latent.model.FaceLatentModel.encode_source` (needed with ``cfg.src_blend``)."""

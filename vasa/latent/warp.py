@@ -153,3 +153,50 @@ class DynFlow(torch.nn.Module):
 
     def forward(self, z_dyn: torch.Tensor) -> torch.Tensor:
         return self.scale * self.mlp(z_dyn).view(z_dyn.shape[0], 3, *self.size)
+
+
+class FlowRefine(torch.nn.Module):
+    """Appearance-aware refinement of the driving flow (``cfg.flow_refine``): a few 3D convolutions read the
+    canonical volume V_app and the dynamics code (projected, broadcast) and add a displacement at V_app's own
+    resolution (4 px a cell on S) to the coarse ``DynFlow`` field, trilinearly upsampled.
+
+    ``DynFlow`` maps ``z_dyn`` alone to a coarse field (8 px a cell on S): it cannot know where *this*
+    face's lids and lips are, and a lid is about one cell high. LivePortrait's dense motion network reads
+    the source's features for the same reason. The last convolution is zero-initialised: built, the field
+    is the coarse one. V_app: B x C x D x H x W; d: B x din; coarse: B x 3 x d x h x w -> B x 3 x D x H x W.
+    """
+
+    def __init__(self, channels: int, din: int, hidden: int, scale: float = 0.1):
+        super().__init__()
+        self.scale = scale
+        self.code = torch.nn.Linear(din, hidden)  # z_dyn (+ z_pose) -> hidden, broadcast over the volume
+        self.net = torch.nn.Sequential(
+            torch.nn.Conv3d(channels + hidden, hidden, 3, 1, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv3d(hidden, hidden, 3, 1, 1), torch.nn.LeakyReLU(0.2),
+            torch.nn.Conv3d(hidden, 3, 3, 1, 1))
+        torch.nn.init.zeros_(self.net[-1].weight)
+        torch.nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, V_app: torch.Tensor, d: torch.Tensor, coarse: torch.Tensor) -> torch.Tensor:
+        size = tuple(V_app.shape[-3:])
+        c = self.code(d)[:, :, None, None, None].expand(-1, -1, *size)  # B x hidden x D x H x W
+        r = self.net(torch.cat([V_app, c], 1))  # B x 3 x D x H x W
+        up = coarse if tuple(coarse.shape[-3:]) == size else F.interpolate(coarse, size=size, mode="trilinear",
+                                                                            align_corners=False)
+        return up + self.scale * r
+
+
+def resample_grid_head(v: torch.Tensor, old_size, new_size) -> torch.Tensor:
+    """The last linear layer (weight ``(ch d h w) x hidden`` or bias) of a head that outputs a coarse
+    ``ch x d x h x w`` grid (``DynFlow``: 3 channels; ``DynVolume``: C), with its output grid trilinearly
+    resampled from ``old_size`` to ``new_size``. The head's output is linear in these weights and its users
+    upsample it trilinearly, so the finer head computes the coarse field on the finer grid and a fine-tune
+    starts from nearly the same function: the canonicalisation flow is the same on the volume's grid when the
+    new size is the volume's, and the driving warp reads the field at rotated points, where the finer grid
+    interpolates a little differently (``flow_size`` (4, 16, 16) -> (4, 32, 32) on S: LivePortrait's 4 px a
+    cell at 128 px; ``scripts/latent_finetune_ablation.py``, README "Why the decoder does not draw the blink")."""
+    old_size, new_size = tuple(old_size), tuple(new_size)
+    ch = v.shape[0] // (old_size[0] * old_size[1] * old_size[2])
+    g = v.float().reshape(ch, *old_size, -1).permute(4, 0, 1, 2, 3)  # hidden (1 for a bias) x ch x d x h x w
+    g = F.interpolate(g, size=new_size, mode="trilinear", align_corners=False)
+    return g.permute(1, 2, 3, 4, 0).reshape(-1, *v.shape[1:]).to(v.dtype)
