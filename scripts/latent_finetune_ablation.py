@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> dict:
     boxes: dict = {}
     for spec in a.set or ["control:"]:
         name, _, kv = spec.partition(":")
-        pairs = [x.split("=") for x in kv.split(",") if x]
+        pairs = [x.split("=", 1) for x in re.split(r",(?![^\[]*\])", kv) if x]  # commas inside [..] are a list's
         w = dict(base_w, **{k: float(v) for k, v in pairs if not k.startswith(("model.", "task."))})
         task_over = {k[len("task."):]: v for k, v in pairs if k.startswith("task.")}  # e.g. task.guide_targets=pose_free
         model_over = {k[len("model."):]: json.loads(v) for k, v in pairs if k.startswith("model.")}

@@ -107,6 +107,7 @@ class LatentConfig:
     w_eye_adv: float = field(default=0.0, metadata=_range(0.0, 1e6))  # the eyes' own GAN: hinge term (vasa.latent.eye_gan)
     w_eye_fm: float = field(default=0.0, metadata=_range(0.0, 1e6))  # ... its feature matching (both need w_guide > 0)
     eye_cond: bool = True  # the eye discriminator also reads MediaPipe's pose-free eye closure of the driver
+    w_eye_expert: float = field(default=0.0, metadata=_range(0.0, 1e6))  # eye-closure expert on the render (w_guide > 0)
     region_adv_start: int = field(default=-1, metadata=_range(-1, 10**9))  # lip / eye GANs from this step (-1: adv_start)
     region_blur: bool = False  # lip / eye GANs judge low-passed crops (no 2-pixel pattern: vasa.latent.lip_gan)
     mouth_frames: int = field(default=64, metadata=_range(1, 100_000))  # frames MediaPipe places the mouth / eye crops on

@@ -21,6 +21,10 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
     eye GAN  = the same on a crop around each of its eyes      -> w_eye_adv, w_eye_fm     (from region_adv_start too;
                ``disc_eye``, conditioned on MediaPipe's pose-free eye closure unless eye_cond is 0: vasa.latent.eye_gan;
                region_blur 1: both region GANs see low-passed crops, lip_gan.binomial_blur)
+    eye expert = a closure regressor learns MediaPipe's eye closure on the driver's eye crops (module
+               ``eye_expert``, the discriminators' optimizer); the render's eyes must read as closed as the
+               driver's                                       -> w_eye_expert (from region_adv_start; the
+               generator term EXPERT_WARMUP steps later: vasa.latent.eye_expert)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
     leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
@@ -61,7 +65,7 @@ BLEND_REGIONS = ("box", "landmarks")  # where the src_blend mask is kept out: co
 LOSS_WEIGHTS = ("w_rec", "rec_ssim", "w_consist", "consist_every", "w_cross_id", "cross_every", "w_adv", "w_fm",
                 "adv_start", "w_equiv", "w_flip", "w_decorr", "w_warp", "w_sup_pose", "w_guide", "guide_pose", "guide_dyn", "w_mouth", "w_eyes", "w_blend_regions", "w_leak",
                 "leak_start", "leak_ramp", "w_lip_adv", "w_lip_fm", "lip_cond", "w_eye_adv", "w_eye_fm", "eye_cond",
-                "region_adv_start", "region_blur")
+                "w_eye_expert", "region_adv_start", "region_blur")
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -105,7 +109,7 @@ class LatentTask(TrainTask):
                       w_adv=0.0, w_fm=0.0, adv_start=0, w_equiv=0.2, w_flip=0.0, w_decorr=0.1, w_warp=0.01,
                       w_sup_pose=0.0, w_guide=0.0, guide_pose=1.0, guide_dyn=1.0, w_mouth=0.0, w_eyes=0.0, w_blend_regions=0.0, w_leak=0.0,
                       leak_start=0, leak_ramp=0, w_lip_adv=0.0, w_lip_fm=0.0, lip_cond=1.0, w_eye_adv=0.0,
-                      w_eye_fm=0.0, eye_cond=1.0, region_adv_start=-1, region_blur=0.0)
+                      w_eye_fm=0.0, eye_cond=1.0, w_eye_expert=0.0, region_adv_start=-1, region_blur=0.0)
         self.w.update(weights)
         if self.w["w_guide"] > 0 and not guidance:
             raise VasaError("w_guide > 0 needs landmark guidance (vasa.latent.guidance.estimate_guidance)")
@@ -146,6 +150,15 @@ class LatentTask(TrainTask):
             from vasa.latent.eye_gan import EYE_FALLBACK, EyeAdversarialLoss, eye_fallback
             self.eye_gan = EyeAdversarialLoss(fallback=eye_fallback(eyes_box) if eyes_box is not None else EYE_FALLBACK,
                                               blur=bool(self.w["region_blur"]))
+        self.eye_expert = None  # the eye-closure expert (vasa.latent.eye_expert), placed by the guidance cache
+        if self.w["w_eye_expert"] > 0:
+            if not guidance:
+                raise VasaError("w_eye_expert reads each driver's eyes where MediaPipe found them and learns the "
+                                "closure MediaPipe measured: it needs the landmark guidance (w_guide > 0), or set it to 0")
+            from vasa.latent.eye_expert import EyeExpertLoss
+            from vasa.latent.eye_gan import EYE_FALLBACK, eye_fallback
+            self.eye_expert = EyeExpertLoss(fallback=eye_fallback(eyes_box) if eyes_box is not None else EYE_FALLBACK,
+                                            blur=bool(self.w["region_blur"]))
         if self.w["w_blend_regions"] > 0:
             if mouth_box is None or eyes_box is None:
                 raise VasaError("w_blend_regions > 0 needs the mouth and eye crops (vasa.latent.mouth.estimate_region_boxes)")
@@ -194,6 +207,9 @@ class LatentTask(TrainTask):
             mods["disc_lip"] = L.PatchDiscriminator(in_channels=4 if self.w["lip_cond"] else 3)
         if self.eye_gan is not None:
             mods["disc_eye"] = L.PatchDiscriminator(in_channels=4 if self.w["eye_cond"] else 3)
+        if self.eye_expert is not None:
+            from vasa.latent.eye_expert import EyeClosureExpert
+            mods["eye_expert"] = EyeClosureExpert()
         if self.w["w_cross_id"] > 0:
             if not self.identity:
                 raise VasaError("w_cross_id > 0 needs an identity embedder (train_identity first, or set w_cross_id=0)")
@@ -205,6 +221,7 @@ class LatentTask(TrainTask):
 
     def optim_groups(self) -> list[OptimGroup]:
         discs = ["disc"] + (["disc_lip"] if self.lip_gan is not None else []) + (["disc_eye"] if self.eye_gan is not None else [])
+        discs += ["eye_expert"] if self.eye_expert is not None else []  # learns on real crops only
         groups = [OptimGroup("disc", discs, lr=self.lr_disc, betas=(0.5, 0.999))]
         return groups + [OptimGroup("gen", ["model"])]
 
@@ -235,6 +252,7 @@ class LatentTask(TrainTask):
         region_start = w["adv_start"] if w["region_adv_start"] < 0 else w["region_adv_start"]
         do_lip = self.lip_gan is not None and step >= region_start  # FramePairs with guide= gives driver_lip
         do_eye = self.eye_gan is not None and step >= region_start  # ... and driver_eyes, driver_eye_closure
+        do_expert = self.eye_expert is not None and step >= region_start
         out = model(src, drv, other=batch["other"] if do_cross else None, consistency=do_consist)
         recon = out["recon"]
         metrics: dict[str, Any] = {}
@@ -320,6 +338,13 @@ class LatentTask(TrainTask):
             losses["disc"] = losses["disc"] + d_eye if "disc" in losses else d_eye
             gen = gen + w["w_eye_adv"] * g_eye + w["w_eye_fm"] * fm_eye
             metrics.update(g_eye_adv=g_eye, eye_fm=fm_eye, d_eye=d_eye)
+        if do_expert:  # the eye-closure expert (vasa.latent.eye_expert): learns on the driver, scores the render
+            from vasa.latent.eye_expert import EXPERT_WARMUP
+            e_loss, g_expert = self.eye_expert(m["eye_expert"], recon, drv, batch["driver_eyes"], batch["driver_eye_closure"])
+            losses["disc"] = losses["disc"] + e_loss if "disc" in losses else e_loss
+            if step >= region_start + EXPERT_WARMUP:
+                gen = gen + w["w_eye_expert"] * g_expert
+            metrics.update(eye_expert=e_loss, g_eye_expert=g_expert)
         with torch.no_grad():  # collapse monitors: spread of the motion codes over the batch
             metrics["z_pose_std"] = out["z_pose_drv"].std(0).mean() if len(drv) > 1 else out["z_pose_drv"].sum() * 0
             metrics["z_dyn_std"] = out["z_dyn_drv"].std(0).mean() if len(drv) > 1 else out["z_dyn_drv"].sum() * 0

@@ -79,6 +79,7 @@ def train_latent(
     w_eye_adv: float = 0.0,                # the eyes' own GAN on a crop at each of the driver's eyes (vasa.latent.eye_gan) ...
     w_eye_fm: float = 0.0,                 # ... and its feature matching; need w_guide > 0
     eye_cond: bool = True,                 # ... its discriminator conditioned on MediaPipe's pose-free eye closure
+    w_eye_expert: float = 0.0,             # the render's eyes read as closed as the driver's by a closure expert; w_guide > 0
     region_adv_start: int = -1,            # the lip / eye GANs from this step on (-1: adv_start)
     region_blur: bool = False,             # the lip / eye GANs judge low-passed crops (lip_gan.binomial_blur)
     mouth_frames: int = 64,                # training frames MediaPipe places the mouth / eye crops on
@@ -130,7 +131,7 @@ def train_latent(
                    w_guide=w_guide, guide_pose=guide_pose, guide_dyn=guide_dyn, w_mouth=w_mouth, w_eyes=w_eyes,
                    w_blend_regions=w_blend_regions, w_lip_adv=w_lip_adv, w_lip_fm=w_lip_fm,
                    lip_cond=float(lip_cond), w_eye_adv=w_eye_adv, w_eye_fm=w_eye_fm, eye_cond=float(eye_cond),
-                   region_adv_start=region_adv_start, region_blur=float(region_blur))
+                   w_eye_expert=w_eye_expert, region_adv_start=region_adv_start, region_blur=float(region_blur))
     prepare_run_dir(work_dir, settings)  # identity_* included: another embedder changes the latent run
     guidance = None
     if w_guide > 0:  # cached in work_dir (kept when the settings change: it depends on the corpus only)
@@ -144,7 +145,7 @@ def train_latent(
     boxes: dict = {}
     regions = w_blend_regions > 0
     lip = w_lip_adv > 0 or w_lip_fm > 0  # the lip GAN's fallback crop centre: the corpus mouth box
-    eye = w_eye_adv > 0 or w_eye_fm > 0  # the eye GAN's fallback crop centres: the corpus eye box's halves
+    eye = w_eye_adv > 0 or w_eye_fm > 0 or w_eye_expert > 0  # eye crops' fallback centres: the corpus eye box's halves
     if w_mouth > 0 or w_eyes > 0 or regions or lip or eye:
         from vasa.latent.mouth import corpus_region_boxes
 
