@@ -8,14 +8,15 @@ about a thousandth of its total, the eye crop's own L1 (``w_eyes``) raises it a 
 GAN (``w_eye_adv``) has to learn what "closed" looks like before it can say so. An expert that already reads
 the closure gives the generator one number per item, "how closed does this render look", and its gradient
 lands on the lids. It is Wav2Lip's frozen lip-sync expert applied to the eyes, except that this expert trains
-alongside (on real crops only, with the discriminators' optimizer: the generator's gradient never reaches it)
+alongside (on real crops only, from step 0, with an optimizer of its own: the generator's gradient never reaches it)
 and is label-free: its targets are the guidance cache's pose-free eye closure (``1 - EAR / the clip's
 open-eye EAR``), not the renderer's blink.
 
 The crops are the eye GAN's (:mod:`vasa.latent.eye_gan`): a square of ``EYE_CROP`` of the frame at each of the
 driver's eyes, resampled to ``EYE_PX``, at the same place in the driver and the reconstruction; the item's
-closure is the mean of the two crops' readings. The generator term starts ``EXPERT_WARMUP`` steps after the
-expert starts learning (before that it reads noise).
+closure is the mean of the two crops' readings. The generator term starts with the region GANs
+(``region_adv_start``), at the earliest after ``EXPERT_WARMUP`` steps of the expert's own learning (before
+that it reads noise).
 
 >>> expert_loss = EyeExpertLoss(fallback=eye_fallback(eyes_box))
 >>> e_loss, g_loss = expert_loss(expert, recon, driver, centres, closure)   # centres: B x 2 x 2, closure: B
@@ -30,7 +31,8 @@ from vasa.errors import VasaError
 from vasa.latent.eye_gan import EYE_CROP, EYE_FALLBACK, EYE_PX
 from vasa.latent.lip_gan import RegionAdversarialLoss, binomial_blur, crop_at
 
-EXPERT_WARMUP = 100  # steps the expert learns alone before the generator is scored by it
+EXPERT_WARMUP = 200  # steps the expert learns alone, at the least, before the generator is scored by it
+EXPERT_LR = 1e-3  # its Adam learning rate (times the stage's schedule)
 
 
 class EyeClosureExpert(nn.Module):

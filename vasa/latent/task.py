@@ -21,10 +21,10 @@ another identity), with images ``B x 3 x S x S`` in [-1, 1]::
     eye GAN  = the same on a crop around each of its eyes      -> w_eye_adv, w_eye_fm     (from region_adv_start too;
                ``disc_eye``, conditioned on MediaPipe's pose-free eye closure unless eye_cond is 0: vasa.latent.eye_gan;
                region_blur 1: both region GANs see low-passed crops, lip_gan.binomial_blur)
-    eye expert = a closure regressor learns MediaPipe's eye closure on the driver's eye crops (module
-               ``eye_expert``, the discriminators' optimizer); the render's eyes must read as closed as the
-               driver's                                       -> w_eye_expert (from region_adv_start; the
-               generator term EXPERT_WARMUP steps later: vasa.latent.eye_expert)
+    eye expert = a closure regressor learns MediaPipe's eye closure on the driver's eye crops (module and
+               optimizer group ``eye_expert``, from step 0); the render's eyes must read as closed as the
+               driver's                                       -> w_eye_expert (from region_adv_start, at the
+               earliest from EXPERT_WARMUP: vasa.latent.eye_expert)
     regulars  = pose equivariance (in-plane similarity) and mirror equivariance (yaw; z_dyn near flip-invariant)
                 of the driver, z_pose/z_dyn decorrelation, flow smoothness
     leak      = w_leak * PoseLeakLoss: squared correlation of z_pose with its best linear read-out from z_dyn,
@@ -221,8 +221,10 @@ class LatentTask(TrainTask):
 
     def optim_groups(self) -> list[OptimGroup]:
         discs = ["disc"] + (["disc_lip"] if self.lip_gan is not None else []) + (["disc_eye"] if self.eye_gan is not None else [])
-        discs += ["eye_expert"] if self.eye_expert is not None else []  # learns on real crops only
         groups = [OptimGroup("disc", discs, lr=self.lr_disc, betas=(0.5, 0.999))]
+        if self.eye_expert is not None:  # its own optimizer: it learns on real crops only, from step 0
+            from vasa.latent.eye_expert import EXPERT_LR
+            groups.append(OptimGroup("eye_expert", ["eye_expert"], lr=EXPERT_LR))
         return groups + [OptimGroup("gen", ["model"])]
 
     def ema_modules(self) -> list[str]:
@@ -252,7 +254,6 @@ class LatentTask(TrainTask):
         region_start = w["adv_start"] if w["region_adv_start"] < 0 else w["region_adv_start"]
         do_lip = self.lip_gan is not None and step >= region_start  # FramePairs with guide= gives driver_lip
         do_eye = self.eye_gan is not None and step >= region_start  # ... and driver_eyes, driver_eye_closure
-        do_expert = self.eye_expert is not None and step >= region_start
         out = model(src, drv, other=batch["other"] if do_cross else None, consistency=do_consist)
         recon = out["recon"]
         metrics: dict[str, Any] = {}
@@ -338,11 +339,12 @@ class LatentTask(TrainTask):
             losses["disc"] = losses["disc"] + d_eye if "disc" in losses else d_eye
             gen = gen + w["w_eye_adv"] * g_eye + w["w_eye_fm"] * fm_eye
             metrics.update(g_eye_adv=g_eye, eye_fm=fm_eye, d_eye=d_eye)
-        if do_expert:  # the eye-closure expert (vasa.latent.eye_expert): learns on the driver, scores the render
-            from vasa.latent.eye_expert import EXPERT_WARMUP
+        if self.eye_expert is not None:  # the eye-closure expert (vasa.latent.eye_expert): learns on the driver from
+            from vasa.latent.eye_expert import EXPERT_WARMUP  # step 0, scores the render from region_adv_start
+
             e_loss, g_expert = self.eye_expert(m["eye_expert"], recon, drv, batch["driver_eyes"], batch["driver_eye_closure"])
-            losses["disc"] = losses["disc"] + e_loss if "disc" in losses else e_loss
-            if step >= region_start + EXPERT_WARMUP:
+            losses["eye_expert"] = e_loss
+            if step >= max(region_start, EXPERT_WARMUP):
                 gen = gen + w["w_eye_expert"] * g_expert
             metrics.update(eye_expert=e_loss, g_eye_expert=g_expert)
         with torch.no_grad():  # collapse monitors: spread of the motion codes over the batch
