@@ -13,7 +13,6 @@ stages' params are re-read from the working tree; every other entry, the outputs
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def relock(stages: list[str], deps: list[str], root: str = ".") -> list[str]:
@@ -29,6 +28,11 @@ def relock(stages: list[str], deps: list[str], root: str = ".") -> list[str]:
         unknown = sorted(set(stages) - set(index))
         if unknown:
             raise SystemExit(f"error: no stage {unknown} in dvc.yaml; stages: {sorted(index)}")
+        known = {str(d.def_path) for n in stages for d in index[n].deps}
+        stray = sorted(set(deps) - known)
+        if stray:
+            raise SystemExit(f"error: {stray} is no dependency of {stages} in dvc.yaml: name the paths as dvc.yaml "
+                             f"writes them (e.g. vasa/latent)")
         for name in stages:
             st = index[name]
             hit = [d for d in st.deps if isinstance(d, ParamsDependency) or str(d.def_path) in deps]
@@ -51,4 +55,4 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    main()

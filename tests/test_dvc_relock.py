@@ -46,3 +46,5 @@ def test_relock_rehashes_only_the_named_deps_and_keeps_the_outputs(tmp_path, mon
     assert after["params"] == {"make": {"n": 1, "extra": 0}}  # params re-read
     with pytest.raises(SystemExit, match="no stage"):
         mod.main(["nope", "--deps", "a.txt"])
+    with pytest.raises(SystemExit, match="is no dependency of"):
+        mod.main(["make", "--deps", "c.txt"])

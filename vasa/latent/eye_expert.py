@@ -29,7 +29,7 @@ import torch.nn as nn
 
 from vasa.errors import VasaError
 from vasa.latent.eye_gan import EYE_CROP, EYE_FALLBACK, EYE_PX
-from vasa.latent.lip_gan import RegionAdversarialLoss, binomial_blur, crop_at
+from vasa.latent.lip_gan import RegionAdversarialLoss
 
 EXPERT_WARMUP = 200  # steps the expert learns alone, at the least, before the generator is scored by it
 EXPERT_LR = 1e-3  # its Adam learning rate (times the stage's schedule)
@@ -57,15 +57,13 @@ class EyeExpertLoss:
     mean squared error against the driver's closure, over the items whose closure MediaPipe measured)."""
 
     def __init__(self, side: float = EYE_CROP, fallback=EYE_FALLBACK, px: int = EYE_PX, blur: bool = False):
-        self.region = RegionAdversarialLoss(side, fallback, px, blur)  # its crop centres and fallbacks
+        self.region = RegionAdversarialLoss(side, fallback, px, blur)  # its crops, centres and fallbacks
         if self.region.fallback.shape[0] != 2:
             raise VasaError(f"the eye expert needs two fallback centres (one per eye), got {self.region.fallback.shape[0]}")
 
     def crops(self, images: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """B x 3 x S x S, B x 2 x 2 (x, y; NaN = fallback) -> (B 2) x 3 x px x px, item-major."""
-        c = self.region.centres(centres.to(images.device)).reshape(-1, 2)
-        crop = crop_at(images.repeat_interleave(2, 0), c, self.region.side, self.region.px)
-        return binomial_blur(crop) if self.region.blur else crop
+        return self.region.crops(images, centres)
 
     def read(self, expert: nn.Module, images: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
         """The expert's closure of each item: the mean over its two eyes. -> B."""

@@ -109,16 +109,20 @@ class RegionAdversarialLoss:
         out = torch.where(torch.isfinite(c).all(-1, keepdim=True), c, fb)
         return out if centres.ndim == 3 else out[:, 0]
 
-    def __call__(self, disc: torch.nn.Module, recon: torch.Tensor, driver: torch.Tensor,
-                 centres: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        c = self.centres(centres.to(recon.device))
+    def crops(self, images: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+        """B x C x S x S images, B x 2 or B x K x 2 centres (x, y; non-finite = fallback) -> (B K) x C x px x px
+        crops, item-major, low-passed with ``blur``."""
+        c = self.centres(centres.to(images.device))
         c = c if c.ndim == 3 else c[:, None]  # B x K x 2
         K = c.shape[1]
+        crop = crop_at(images.repeat_interleave(K, 0) if K > 1 else images, c.reshape(-1, 2), self.side, self.px)
+        return binomial_blur(crop) if self.blur else crop  # no 2-pixel pattern reaches the discriminator
+
+    def __call__(self, disc: torch.nn.Module, recon: torch.Tensor, driver: torch.Tensor,
+                 centres: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real_crop, fake_crop = self.crops(driver, centres), self.crops(recon, centres)
+        K = len(real_crop) // len(recon)
         rep = (lambda x: x.repeat_interleave(K, 0)) if K > 1 else (lambda x: x)
-        c = c.reshape(-1, 2)  # (B K) x 2, item-major
-        real_crop, fake_crop = crop_at(rep(driver), c, self.side, self.px), crop_at(rep(recon), c, self.side, self.px)
-        if self.blur:  # no 2-pixel pattern reaches the discriminator, nor its gradient the generator
-            real_crop, fake_crop = binomial_blur(real_crop), binomial_blur(fake_crop)
         if cond is not None:  # B: the driver's measure as a constant 4th channel of both crops (NaN = 0)
             k = rep(torch.nan_to_num(cond.to(recon.device, recon.dtype), nan=0.0))[:, None, None, None]
             k = k.expand(-1, 1, *real_crop.shape[-2:])
