@@ -11,7 +11,8 @@ the default weights separates the effect of the change from the effect of more t
 
 ``--set NAME:model.pose_cond=true,w_leak=1`` also overrides fields of the model's config (JSON values),
 ``--set NAME:task.guide_targets=pose_free`` the guidance targets, ``--set NAME:task.blink_boost=8`` how much
-more often drivers with closed eyes are drawn.
+more often drivers with closed eyes are drawn, ``--set NAME:task.freeze=E_app+E_id+E_mot`` keeps those modules
+as exported (only the decoder learns).
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ class FineTuneTask(LatentTask):
     warp pooled is close to the coarse one; the gate: nearly, 0.98 of the source input; the finer flows:
     nearly, the driving warp samples the same field on a finer grid)."""
 
-    def __init__(self, init: str, *a, **kw):
-        self.init = init
+    def __init__(self, init: str, *a, freeze: str = "", **kw):
+        self.init, self.freeze = init, [f for f in freeze.split("+") if f]
         super().__init__(*a, **kw)
 
     def build_model(self):
@@ -77,6 +78,10 @@ class FineTuneTask(LatentTask):
             if k in own and v.ndim == 2 and own[k].ndim == 2 and v.shape[0] == own[k].shape[0] and v.shape[1] < own[k].shape[1]:
                 tensors["model"][k] = torch.cat([v, v.new_zeros(v.shape[0], own[k].shape[1] - v.shape[1])], 1)
         mods["model"].load_state_dict({k: v.to(own[k].dtype) for k, v in tensors["model"].items()})
+        for name in self.freeze:  # task.freeze=E_app+E_id+E_mot: those modules keep the exported weights
+            if not isinstance(getattr(mods["model"], name, None), torch.nn.Module):
+                raise SystemExit(f"task.freeze: the model has no module {name!r}")
+            getattr(mods["model"], name).requires_grad_(False)
         return mods
 
 
@@ -118,7 +123,8 @@ def main(argv: list[str] | None = None) -> dict:
                             blend_regions=cfg["task"].get("blend_regions", "box"),
                             guide_targets=task_over.get("guide_targets", cfg["task"].get("guide_targets", "raw")),
                             blink_boost=float(task_over.get("blink_boost", cfg["task"].get("blink_boost", 0.0))),
-                            blink_threshold=float(task_over.get("blink_threshold", cfg["task"].get("blink_threshold", 0.4))), **w,
+                            blink_threshold=float(task_over.get("blink_threshold", cfg["task"].get("blink_threshold", 0.4))),
+                            freeze=task_over.get("freeze", ""), **w,
                             model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"} | model_over)
         t0 = time.time()
         work = Path(a.work) / name

@@ -287,3 +287,64 @@ def test_channel_response_sweeps_one_channel(trained, corpus, tmp_path):
     assert d["src_blend"] and d["blink_frames"] == 1 and 0 <= d["blink_eye_mask"] <= 1
     assert d["blink_eye_gate"] == pytest.approx(torch.sigmoid(torch.tensor(4.0)).item(), abs=1e-5)  # as built
     assert Image.open(tmp_path / "b.jpg").size == (64 * 5, 64)  # driver, output, warped source, generated, mask
+
+
+def _script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("train", ["G", "G_nosrc", "all"])
+def test_blink_overfit_trains_what_it_is_told(train):
+    """scripts/latent_blink_overfit.py: ``G`` / ``G_nosrc`` leave the encoders as they were (``G_nosrc``
+    also the zeroed view of the warped source), ``all`` moves them too; the loss on the fixed pairs falls,
+    the renders before training are those of the weights training started from, and a bad choice is a
+    one-line error."""
+    from vasa.latent.config import latent_config
+    from vasa.latent.model import FaceLatentModel
+
+    mod = _script("latent_blink_overfit")
+    torch.manual_seed(0)
+    m = FaceLatentModel(latent_config("tiny", src_blend=True, gen_sees_source=True))
+    src, drv = torch.rand(2, 3, 64, 64) * 2 - 1, torch.rand(2, 3, 64, 64) * 2 - 1
+    eye = (slice(None), slice(None), slice(20, 36), slice(8, 56))
+    start = {k: v.clone() for k, v in m.state_dict().items()}
+    first = mod.render(m, src, drv)["recon"]
+    fit = mod.overfit(m, src, drv, eye, train, steps=25, lr=2e-3)
+    assert torch.equal(mod.render(m, src, drv, fit["before_model"])["recon"], fit["before"]["recon"])  # weights come back
+    assert (train == "G_nosrc") != torch.equal(fit["before"]["recon"], first)  # G_nosrc starts from the zeroed view
+    assert not torch.equal(mod.render(m, src, drv)["recon"], first)
+    assert min(fit["losses"][-5:]) < fit["losses"][0]
+    now = m.state_dict()
+    enc = [k for k in now if k.startswith(("E_app.", "E_id.", "E_mot."))]
+    assert enc and (train == "all") == any(not torch.equal(now[k], start[k]) for k in enc)
+    if train == "G_nosrc":
+        assert all((v == 0).all() for k, v in now.items() if k.startswith("G.src_in."))
+    with pytest.raises(SystemExit, match="must be all, G or G_nosrc"):
+        mod.overfit(m, src, drv, eye, "E_mot", steps=1)
+    with pytest.raises(SystemExit, match="needs a model with gen_sees_source"):
+        mod.overfit(FaceLatentModel(latent_config("tiny", src_blend=True)), src, drv, eye, "G_nosrc", steps=1)
+
+
+def test_finetune_freeze_keeps_the_named_modules(trained, corpus):
+    """scripts/latent_finetune_ablation.py ``task.freeze=E_app+E_id+E_mot``: those modules start from the
+    export and do not train (no gradient wanted), the decoder does; an unknown module is a one-line error."""
+    from vasa.train import load_pretrained
+
+    mod = _script("latent_finetune_ablation")
+    model_dir = str(trained["root"] / "a" / "model")
+    cfg, tensors = load_pretrained(model_dir)
+    kw = dict(dataset_size=8, seed=0, model={k: v for k, v in cfg["latent"].items() if k != "warp_backend"})
+    mods = mod.FineTuneTask(model_dir, str(corpus), cfg["task"]["size"], "5d", ["speech"], freeze="E_app+E_id+E_mot",
+                            **kw).build_model()
+    net = mods["model"]
+    for name in ("E_app", "E_id", "E_mot"):
+        assert not any(p.requires_grad for p in getattr(net, name).parameters())
+    assert all(p.requires_grad for p in net.G.parameters())
+    assert all(torch.equal(v.float(), tensors["model"][k].float()) for k, v in net.state_dict().items() if k.startswith("E_mot."))
+    with pytest.raises(SystemExit, match="no module 'E_nope'"):
+        mod.FineTuneTask(model_dir, str(corpus), cfg["task"]["size"], "5d", ["speech"], freeze="E_nope", **kw).build_model()
