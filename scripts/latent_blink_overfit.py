@@ -17,6 +17,8 @@ the renders before and after is reported, with a grid of (source, driver, render
 warped source, generated layer, blending mask) per pair; the trained pairs first, then the held-out ones.
 
     python scripts/latent_blink_overfit.py pretrained/vasa-S/latent --train G --steps 300 --grid x.jpg --out x.json
+
+``--steps 0`` only renders: the closure a model already draws on those pairs (``closure_before``).
 """
 
 from __future__ import annotations
@@ -33,18 +35,21 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from latent_channel_response import region_boxes  # noqa: E402
+from latent_channel_response import reading, region_boxes  # noqa: E402
 from latent_mouth_jaw import load_any  # noqa: E402
 from vasa.data.corpus import Corpus  # noqa: E402
 from vasa.data.frames import to_tensor  # noqa: E402
+from vasa.errors import VasaError  # noqa: E402
 from vasa.eval.landmarks import FaceMesh  # noqa: E402
-from vasa.ingest.labels import PoseSolver, measure  # noqa: E402
 from vasa.latent.guidance import Guidance  # noqa: E402
 
 
 def blink_pairs(corpus: str, guidance: str, n: int, closed: float) -> tuple[torch.Tensor, torch.Tensor, list]:
     """-> sources, drivers (n x 3 x S x S) and (clip, frame, closure) of ``n`` guided training frames with
     the highest MediaPipe closure >= ``closed``, one per clip, the source being the clip's first frame."""
+    if not Path(guidance).is_file():
+        raise SystemExit(f"error: no guidance cache at {guidance}: run train_latent's guidance first (vasa.latent.guidance."
+                         "estimate_guidance) or pass --guidance")
     g = Guidance.load(guidance, "closure")
     cl = np.nan_to_num(g.eyes_closed(), nan=-1.0)
     order = np.argsort(-cl)
@@ -66,17 +71,10 @@ def blink_pairs(corpus: str, guidance: str, n: int, closed: float) -> tuple[torc
     return torch.stack(src), torch.stack(drv), picked
 
 
-def closure(mesh: FaceMesh, imgs: torch.Tensor) -> np.ndarray:
-    """B x 3 x S x S in [-1, 1] -> mean eye aspect ratio per image (NaN: no face)."""
-    out = []
-    for im in ((imgs.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy():
-        r = mesh.process(im)
-        if r is None:
-            out.append(np.nan)
-            continue
-        m = measure(r.landmarks, PoseSolver(im.shape[1], im.shape[0]))
-        out.append((m.ear_l + m.ear_r) / 2)
-    return np.array(out)
+def eye_aspect(mesh: FaceMesh, imgs: torch.Tensor) -> np.ndarray:
+    """B x 3 x S x S in [-1, 1] -> MediaPipe's mean eye aspect ratio per image (NaN: no face)."""
+    ims = ((imgs.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return np.array([reading(mesh, im, "eyes_closed") for im in ims], np.float64)
 
 
 def render(m, src: torch.Tensor, drv: torch.Tensor, state: dict | None = None) -> dict:
@@ -146,8 +144,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--grid", default="")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
+    if a.pairs < 1 or a.heldout < 1 or a.steps < 0:
+        raise SystemExit(f"error: --pairs and --heldout must be >= 1 and --steps >= 0 (got {a.pairs}, {a.heldout}, {a.steps})")
     torch.manual_seed(0)
-    m = load_any(a.model)
+    try:
+        m = load_any(a.model)
+    except VasaError as e:
+        raise SystemExit(f"error: {e}")
     src, drv, picked = blink_pairs(a.corpus, a.guidance, a.pairs + a.heldout, a.closed)
     (src, h_src), (drv, h_drv) = src.split([a.pairs, a.heldout]), drv.split([a.pairs, a.heldout])
     y0, y1, x0, x1 = region_boxes(a.model)["eyes_closed"]
@@ -159,9 +162,9 @@ def main(argv: list[str] | None = None) -> dict:
     after, h_after = render(m, src, drv), render(m, h_src, h_drv)
     mesh = FaceMesh(static=True)
     try:
-        ear_src, ear_drv = closure(mesh, src), closure(mesh, drv)
-        ear_b, ear_a = closure(mesh, before["recon"]), closure(mesh, after["recon"])
-        h_ear = [closure(mesh, x) for x in (h_src, h_drv, h_before["recon"], h_after["recon"])]
+        ear_src, ear_drv = eye_aspect(mesh, src), eye_aspect(mesh, drv)
+        ear_b, ear_a = eye_aspect(mesh, before["recon"]), eye_aspect(mesh, after["recon"])
+        h_ear = [eye_aspect(mesh, x) for x in (h_src, h_drv, h_before["recon"], h_after["recon"])]
     finally:
         mesh.close()
     shut = lambda e, ref=ear_src: (1 - e / ref).round(3).tolist()  # noqa: E731  pose-free closure against the source
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = dict(command="python scripts/latent_blink_overfit.py " + " ".join(argv or sys.argv[1:]),
                   model=a.model, train=a.train, steps=a.steps, lr=a.lr, w_eyes=a.w_eyes, pairs=picked,
                   w_blend=a.w_blend, trained_params=n_params, seconds=round(fit["seconds"], 1),
-                  loss_first=losses[0], loss_last=float(np.mean(losses[-10:])),
+                  loss_first=losses[0] if losses else None, loss_last=float(np.mean(losses[-10:])) if losses else None,
                   eye_l1_before=eye_l1(before), eye_l1_after=eye_l1(after),
                   closure_driver=shut(ear_drv), closure_before=shut(ear_b), closure_after=shut(ear_a),
                   heldout=dict(closure_driver=shut(h_ear[1], h_ear[0]), closure_before=shut(h_ear[2], h_ear[0]),
